@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Tawasul needs on the host (idempotent; quiet when all are there).
+# The Asterisk runtime itself is installed by `tawasul asterisk install` (provisioning/runtime.py).
+set -euo pipefail
+
+packages=(
+  python3-venv           # the project's virtual environment
+  debootstrap            # Asterisk root filesystem where the host has no Asterisk 20+
+  postgresql             # the tests run against PostgreSQL as well as SQLite
+  espeak-ng sox          # Arabic and English prompts, generated at set-up
+  baresip-core baresip-ffmpeg  # real SIP video phones for tests and demo
+  sip-tester             # SIPp, load benchmarks
+  chromium               # browser tests (driven by playwright, never downloaded)
+  fonts-noto-core        # Arabic glyphs in Chromium
+  openssl ca-certificates
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO=sudo
+else
+  SUDO=
+fi
+echo "Installing Debian packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1 || {
+  $SUDO apt-get update -q >/dev/null
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+}

@@ -1,0 +1,182 @@
+"""The `tawasul` command. Bad input: exit code 2 and one clear line on stderr, nothing written."""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import sys
+
+import click
+import sqlalchemy as sa
+from sqlalchemy.exc import OperationalError
+
+from tawasul import booking, demo, scheduling, settings as settings_module
+from tawasul.db import Database, upgrade
+from tawasul.models import AppointmentKind
+from tawasul.settings import Settings, SettingsError
+from tawasul.validation import InvalidInput
+
+
+def fail(message: str, code: int = 2):
+    click.echo(f"tawasul: {message}", err=True)
+    sys.exit(code)
+
+
+def guarded(func):
+    """Turns refusals into one line and exit code 2, an unreachable database into exit code 1."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except InvalidInput as exc:
+            fail(f"{exc.field}: {exc.message}")
+        except SettingsError as exc:
+            fail(str(exc))
+        except OperationalError as exc:
+            fail(f"database unavailable: {exc.orig}", code=1)
+    return wrapper
+
+
+@click.group()
+@click.option("--state-dir", type=click.Path(file_okay=False), help="State folder (default var/).")
+@click.option("--database-url", help="SQLAlchemy URL (default SQLite in the state folder).")
+@click.option("--demo/--no-demo", default=None, help="Demo mode: seeds demo data, allows the demo secret key.")
+@click.pass_context
+def main(ctx, state_dir, database_url, demo):
+    """Tawasul: booked, private video sessions between citizens and their governor."""
+    try:
+        ctx.obj = settings_module.load({"state_dir": state_dir, "database_url": database_url, "demo": demo})
+    except SettingsError as exc:
+        fail(str(exc))
+
+
+def database(settings: Settings) -> Database:
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    return Database(settings.db_url)
+
+
+# --- db ---------------------------------------------------------------------------------------
+
+@main.group("db")
+def db_group():
+    """Database schema."""
+
+
+@db_group.command("upgrade")
+@click.pass_obj
+@guarded
+def db_upgrade(settings: Settings):
+    """Create the database or bring it to the newest schema."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.db_url)
+    click.echo("database is up to date")
+
+
+# --- demo -------------------------------------------------------------------------------------
+
+@main.group("demo")
+def demo_group():
+    """Demo data."""
+
+
+def seed_demo(settings: Settings) -> None:
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.db_url)
+    db = database(settings)
+    with db.write() as session:
+        passwords = demo.seed(session, settings)
+    db.dispose()
+    if passwords is None:
+        click.echo("demo data already present; nothing changed")
+        return
+    path = demo.write_credentials(settings, passwords)
+    click.echo(f"demo region seeded; accounts (also in {path}):")
+    for username, password in passwords.items():
+        click.echo(f"  {username:16} {password}")
+
+
+@demo_group.command("seed")
+@click.pass_obj
+@guarded
+def demo_seed(settings: Settings):
+    """Seed the Medina demo region (first run only)."""
+    seed_demo(settings)
+
+
+# --- appointments -----------------------------------------------------------------------------
+
+@main.group("appointments")
+def appointments_group():
+    """Book and list appointments."""
+
+
+def parse_moment(text: str, zone, now: dt.datetime) -> dt.datetime:
+    if text == "now":
+        return now
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput("at", f"{text!r} is not an ISO date and time (e.g. 2026-12-06T09:00) or 'now'") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=zone)).astimezone(dt.timezone.utc)
+
+
+def local_text(moment: dt.datetime, zone) -> str:
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+@appointments_group.command("book")
+@click.option("--centre", help="Centre code (e.g. BDR); required for a video session.")
+@click.option("--national-id", required=True, help="National ID or iqama number.")
+@click.option("--name", required=True)
+@click.option("--mobile", required=True)
+@click.option("--at", "at_text", required=True, help="ISO date and time in the region's zone, or 'now'.")
+@click.option("--kind", type=click.Choice([k.value for k in AppointmentKind]), default="video", show_default=True)
+@click.option("--subject", default="")
+@click.pass_obj
+@guarded
+def appointments_book(settings, centre, national_id, name, mobile, at_text, kind, subject):
+    """Book a video session (or an in-person attendance) for a citizen."""
+    kind = AppointmentKind(kind)
+    now = dt.datetime.now(dt.timezone.utc)
+    db = database(settings)
+    with db.write() as session:
+        plan = booking.schedule(session)
+        zone = scheduling.zone(plan)
+        at = parse_moment(at_text, zone, now)
+        if at_text == "now" and kind is AppointmentKind.VIDEO:
+            at = scheduling.video_slot_at(plan, now)
+            if at is None:
+                raise InvalidInput("at", "no session slot is running now; give a slot time with --at")
+        place = booking.centre_by_code(session, centre) if kind is AppointmentKind.VIDEO else None
+        citizen = booking.find_or_register_citizen(session, national_id, name, mobile)
+        appointment = booking.book(session, citizen=citizen, kind=kind, at=at, centre=place,
+                                   subject=subject, actor="cli", now=now)
+        click.echo(f"booked {appointment.reference}  check-in code {appointment.checkin_code}  "
+                   f"{local_text(appointment.slot_start, zone)} ({plan.timezone})  "
+                   f"{place.code if place else 'in person at the emirate'}")
+
+
+@appointments_group.command("list")
+@click.option("--date", "day_text", help="Local date, YYYY-MM-DD (default today).")
+@click.pass_obj
+@guarded
+def appointments_list(settings, day_text):
+    """The day's appointments in time order."""
+    db = database(settings)
+    with db.read() as session:
+        plan = booking.schedule(session)
+        zone = scheduling.zone(plan)
+        try:
+            day = dt.date.fromisoformat(day_text) if day_text else dt.datetime.now(zone).date()
+        except ValueError:
+            raise InvalidInput("date", f"{day_text!r} is not a date (YYYY-MM-DD)") from None
+        rows = booking.on_day(session, day)
+        if not rows:
+            click.echo(f"no appointments on {day.isoformat()}")
+        for a in rows:
+            where = a.centre.code if a.centre else "emirate"
+            click.echo(f"{local_text(a.slot_start, zone)}  {a.reference}  {a.kind.value:9}  {where:7}  "
+                       f"{a.status.value:10}  {a.citizen.name}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,133 @@
+"""Settings, layered: defaults, then a TOML file, then TAWASUL_* environment, then flags.
+
+The file is `$TAWASUL_CONFIG` if set, else `<state_dir>/tawasul.toml` if it exists.
+Every field can be set in each layer under its own name (env: upper-cased, `TAWASUL_` prefix).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+DEFAULT_SECRET_KEY = "insecure-demo-secret-key"
+
+
+class SettingsError(Exception):
+    """A setting has a value the system cannot run with."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    state_dir: Path = Path("var")
+    database_url: str = ""  # empty: SQLite in the state folder
+    secret_key: str = DEFAULT_SECRET_KEY
+    demo: bool = False
+    timezone: str = "Asia/Riyadh"
+
+    web_host: str = "127.0.0.1"
+    web_port: int = 8080
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
+    ami_host: str = "127.0.0.1"
+    ami_port: int = 5038
+    ami_user: str = "tawasul"
+    sip_host: str = "127.0.0.1"
+    sip_tls_port: int = 5061
+    rtp_start: int = 10000
+    rtp_end: int = 20000
+
+    # A machine-wide cache, so every clone on the machine shares one Asterisk root filesystem.
+    asterisk_cache: Path = Path("/var/cache/tawasul")
+    # Routing windows around a slot's start, in minutes.
+    early_minutes: int = 10
+    late_minutes: int = 15
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.state_dir.resolve() / 'tawasul.db'}"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.state_dir / "secrets"
+
+    def path(self, *parts: str) -> Path:
+        return self.state_dir.joinpath(*parts)
+
+    def require_production_secret(self) -> None:
+        """Outside demo mode, refuse to run with the well-known default secret key."""
+        if not self.demo and self.secret_key == DEFAULT_SECRET_KEY:
+            raise SettingsError(
+                "refusing to start: set TAWASUL_SECRET_KEY (or secret_key in the settings file); "
+                "the default key is only allowed in demo mode"
+            )
+
+
+def _coerce(name: str, raw, target_type):
+    if target_type is bool or target_type == "bool":
+        if isinstance(raw, bool):
+            return raw
+        value = str(raw).strip().lower()
+        if value in {"1", "true", "yes", "on"}:
+            return True
+        if value in {"0", "false", "no", "off"}:
+            return False
+        raise SettingsError(f"{name}: expected true or false, got {raw!r}")
+    if target_type is int or target_type == "int":
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{name}: expected a whole number, got {raw!r}") from None
+    if target_type is Path or target_type == "Path":
+        return Path(raw)
+    return str(raw)
+
+
+def load(overrides: dict | None = None, environ: dict | None = None) -> Settings:
+    """Build settings from the four layers. `overrides` are the flags (None values ignored)."""
+    environ = os.environ if environ is None else environ
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    known = {f.name: f.type for f in fields(Settings)}
+
+    env_values = {
+        name: environ[f"TAWASUL_{name.upper()}"]
+        for name in known
+        if f"TAWASUL_{name.upper()}" in environ
+    }
+    state_dir = Path(overrides.get("state_dir") or env_values.get("state_dir") or Settings.state_dir)
+    config_file = Path(environ["TAWASUL_CONFIG"]) if environ.get("TAWASUL_CONFIG") else state_dir / "tawasul.toml"
+
+    file_values: dict = {}
+    if config_file.is_file():
+        try:
+            file_values = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{config_file}: {exc}") from None
+        unknown = set(file_values) - set(known)
+        if unknown:
+            raise SettingsError(f"{config_file}: unknown settings {', '.join(sorted(unknown))}")
+
+    merged: dict = {}
+    for layer in (file_values, env_values, overrides):
+        for name, raw in layer.items():
+            if name in known:
+                merged[name] = _coerce(name, raw, known[name])
+    return dataclasses.replace(Settings(), **merged)
+
+
+def generated_secret(settings: Settings, name: str, nbytes: int = 24) -> str:
+    """A random secret kept in the state folder (mode 0600), made on first use."""
+    path = settings.secrets_dir / name
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    settings.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    value = secrets.token_urlsafe(nbytes)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        return path.read_text(encoding="utf-8").strip()
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(value + "\n")
+    return value
