@@ -1,0 +1,48 @@
+from pathlib import Path
+
+import pytest
+
+from tawasul.settings import DEFAULT_SECRET_KEY, SettingsError, generated_secret, load
+
+
+def test_layers_apply_in_order_defaults_file_env_flags(tmp_path):
+    (tmp_path / "tawasul.toml").write_text('web_port = 9000\nagi_port = 9001\nami_port = 9002\n')
+    env = {"TAWASUL_STATE_DIR": str(tmp_path), "TAWASUL_AGI_PORT": "9101", "TAWASUL_AMI_PORT": "9102"}
+    settings = load({"ami_port": 9202}, environ=env)
+    assert settings.sip_tls_port == 5061          # default
+    assert settings.web_port == 9000              # file
+    assert settings.agi_port == 9101              # environment beats file
+    assert settings.ami_port == 9202              # flag beats environment
+    assert settings.state_dir == Path(tmp_path)
+
+
+def test_defaults_bind_to_loopback():
+    settings = load(environ={})
+    assert {settings.web_host, settings.agi_host, settings.ami_host, settings.sip_host} == {"127.0.0.1"}
+    assert (settings.web_port, settings.agi_port, settings.ami_port, settings.sip_tls_port) == (8080, 4573, 5038, 5061)
+
+
+def test_bad_values_and_unknown_settings_are_refused(tmp_path):
+    with pytest.raises(SettingsError, match="web_port"):
+        load(environ={"TAWASUL_WEB_PORT": "eighty"})
+    (tmp_path / "tawasul.toml").write_text("web_prot = 1\n")
+    with pytest.raises(SettingsError, match="unknown settings web_prot"):
+        load(environ={"TAWASUL_STATE_DIR": str(tmp_path)})
+    with pytest.raises(SettingsError, match="demo"):
+        load(environ={"TAWASUL_DEMO": "maybe"})
+
+
+def test_production_refuses_the_default_secret_key():
+    with pytest.raises(SettingsError, match="TAWASUL_SECRET_KEY"):
+        load(environ={}).require_production_secret()
+    load(environ={"TAWASUL_DEMO": "1"}).require_production_secret()
+    settings = load(environ={"TAWASUL_SECRET_KEY": "x" * 40})
+    assert settings.secret_key != DEFAULT_SECRET_KEY
+    settings.require_production_secret()
+
+
+def test_generated_secrets_are_private_and_stable(tmp_path):
+    settings = load({"state_dir": tmp_path}, environ={})
+    first = generated_secret(settings, "ami")
+    assert generated_secret(settings, "ami") == first
+    assert (tmp_path / "secrets" / "ami").stat().st_mode & 0o077 == 0
