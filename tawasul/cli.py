@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import sys
+from importlib.metadata import entry_points
 
 import click
 import sqlalchemy as sa
@@ -177,6 +178,18 @@ def appointments_list(settings, day_text):
             click.echo(f"{local_text(a.slot_start, zone)}  {a.reference}  {a.kind.value:9}  {where:7}  "
                        f"{a.status.value:10}  {a.citizen.name}")
 
+
+def _add_plugin_commands() -> None:
+    """Commands of the other rooms (agi, web, provisioning), registered as entry points so that
+    the core never imports them."""
+    for entry in entry_points(group="tawasul.commands"):
+        try:
+            main.add_command(entry.load(), entry.name)
+        except Exception as exc:  # a broken room must not take the whole command down
+            click.echo(f"tawasul: the {entry.name} commands are unavailable: {exc}", err=True)
+
+
+_add_plugin_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -36,6 +36,7 @@ class Settings:
     ami_user: str = "tawasul"
     sip_host: str = "127.0.0.1"
     sip_tls_port: int = 5061
+    sip_udp_port: int = 5060  # plain UDP, bound to 127.0.0.1 only (local tools, SIPp load tests)
     rtp_start: int = 10000
     rtp_end: int = 20000
 
@@ -63,6 +64,17 @@ class Settings:
                 "refusing to start: set TAWASUL_SECRET_KEY (or secret_key in the settings file); "
                 "the default key is only allowed in demo mode"
             )
+
+
+def as_environ(settings: Settings) -> dict[str, str]:
+    """The settings as TAWASUL_* variables, so a child process loads exactly these."""
+    env = {}
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, Path):
+            value = value.resolve()
+        env[f"TAWASUL_{f.name.upper()}"] = str(int(value)) if isinstance(value, bool) else str(value)
+    return env
 
 
 def _coerce(name: str, raw, target_type):

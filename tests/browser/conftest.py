@@ -1,0 +1,50 @@
+import subprocess
+
+import pytest
+
+from tawasul import demo
+from tawasul.db import Database, upgrade
+from tests.live import free_port, stop, tawasul, wait_http
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def web_server(tmp_path_factory):
+    """The real web app under gunicorn, on a free port, over a demo database."""
+    state = tmp_path_factory.mktemp("web") / "var"
+    from tawasul.settings import load
+    settings = load({"state_dir": state, "demo": True}, environ={})
+    state.mkdir()
+    upgrade(settings.db_url)
+    db = Database(settings.db_url)
+    with db.write() as session:
+        demo.seed(session, settings)
+    db.dispose()
+    port = free_port()
+    env = {"TAWASUL_STATE_DIR": str(state), "TAWASUL_DEMO": "1", "TAWASUL_WEB_PORT": str(port)}
+    process = tawasul(["web", "serve", "--workers", "2"], env, stdout=subprocess.DEVNULL,
+                      stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/healthz", process)
+    yield url
+    stop(process)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(locale="ar-SA")
+    page = context.new_page()
+    yield page
+    context.close()
