@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.live import free_port
+
 
 def _bindir() -> Path:
     for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
@@ -29,8 +31,8 @@ def _as_owner(args: list[str], owner: str | None) -> list[str]:
 
 
 class PostgresServer:
-    def __init__(self, port: int = 15432):
-        self.port = port
+    def __init__(self):
+        self.port = free_port()
         self.folder = Path(tempfile.mkdtemp(prefix="tawasul-pg-"))
         # PostgreSQL refuses to run as root; run it as the postgres account then.
         self.owner = "postgres" if os.geteuid() == 0 else None

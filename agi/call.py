@@ -1,0 +1,121 @@
+"""What an AGI handler is given and what it gives back.
+
+A handler is `async def name(call: AgiCall, ctx: HandlerContext) -> Decision`. It reads the
+request through `call` (headers, arguments, GET DATA), does its database work through
+`ctx.sessions` in a thread, and returns a Decision; the server sets the channel variables.
+Tests can pass fakes for both arguments.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from agi import variables as v
+from tawasul.settings import Settings
+
+
+class AgiHangup(Exception):
+    """The channel hung up, or the connection to Asterisk ended, while a command was running."""
+
+
+class AgiCommandFailed(Exception):
+    """Asterisk answered a command with an error (invalid command, usage error, ...)."""
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class HandlerContext:
+    settings: Settings
+    sessions: Callable[[], AbstractContextManager[Session]]  # e.g. Database.read
+    clock: Callable[[], dt.datetime] = utc_now                 # aware UTC
+
+
+@dataclass(frozen=True)
+class Decision:
+    decision: str
+    reason: str
+    appointment_id: int | None = None
+    caller_name: str = ""
+    slot_seconds: int | None = None
+
+    def __post_init__(self):
+        if self.decision not in v.DECISIONS:
+            raise ValueError(f"unknown decision {self.decision!r}")
+
+    @classmethod
+    def deny(cls, reason: str) -> Decision:
+        return cls(v.DENY, reason)
+
+    def variables(self) -> list[tuple[str, str]]:
+        """The channel variables to set, in order. The decision comes last, so a call that drops
+        half-way never leaves a `connect` without its details."""
+        out = []
+        if self.appointment_id is not None:
+            out.append((v.TAWASUL_APPOINTMENT, str(self.appointment_id)))
+        if self.caller_name:
+            out.append((v.TAWASUL_CALLER_NAME, self.caller_name))
+        if self.slot_seconds is not None:
+            out.append((v.TAWASUL_SLOT_SECONDS, str(self.slot_seconds)))
+        out.append((v.TAWASUL_REASON, self.reason))
+        out.append((v.TAWASUL_DECISION, self.decision))
+        return out
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def quote(value: str, max_length: int = 200) -> str:
+    """One AGI command argument: control characters dropped, quotes and backslashes escaped
+    (Asterisk's res_agi argument parser honours backslash escapes inside double quotes)."""
+    value = _CONTROL.sub(" ", str(value))[:max_length]
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass
+class AgiCall:
+    """One FastAGI request: its headers, and commands sent through panoramisk's Request."""
+
+    request: object  # panoramisk.fast_agi.Request (or a fake with `headers` and `send_command`)
+    headers: Mapping[str, str] = field(init=False)
+
+    def __post_init__(self):
+        self.headers = self.request.headers
+
+    @property
+    def script(self) -> str:
+        return self.headers.get("agi_network_script", "")
+
+    def arg(self, n: int, default: str = "") -> str:
+        """agi_arg_n (1-based): the n-th argument the dialplan passed to AGI()."""
+        return self.headers.get(f"agi_arg_{n}", default)
+
+    async def command(self, line: str) -> dict:
+        if "\n" in line or "\r" in line:
+            raise ValueError("an AGI command is one line")
+        try:
+            result = await self.request.send_command(line)
+        except (ConnectionError, OSError) as exc:
+            raise AgiHangup(f"connection lost: {exc}") from None
+        error = result.get("error")
+        if error in ("AGIResultHangup", "AGIAppError"):
+            raise AgiHangup(result.get("msg", "") or error)
+        if error:
+            raise AgiCommandFailed(f"{line.split(' ', 2)[:2]}: {error} {result.get('msg', '')}".strip())
+        return result
+
+    async def set_variable(self, name: str, value: str) -> None:
+        await self.command(f"SET VARIABLE {name} {quote(value)}")
+
+    async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> str:
+        """Play `prompt` and collect up to `max_digits` DTMF digits; '' on timeout."""
+        result = await self.command(f"GET DATA {prompt} {int(timeout_ms)} {int(max_digits)}")
+        digits, _data = result.get("result", ("", ""))
+        return digits if digits.isdigit() else ""

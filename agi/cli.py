@@ -1,0 +1,75 @@
+"""`tawasul agi serve`: the FastAGI server (also `python -m agi`)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import signal
+import sys
+
+import click
+import sqlalchemy as sa
+
+from agi import server
+from agi.call import HandlerContext
+from agi.routes import ROUTES
+from tawasul import settings as settings_module
+from tawasul.db import Database
+from tawasul.settings import Settings, SettingsError
+
+log = logging.getLogger("agi.cli")
+
+
+def _raise_open_files_limit(wanted: int) -> None:
+    """Each connection is a file descriptor: lift the soft limit towards the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def run_server(settings: Settings, host: str, port: int) -> None:
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _raise_open_files_limit(server.MAX_CONNECTIONS + 256)
+    database = Database(settings.db_url)
+    log.info("agi: database %s", sa.engine.make_url(settings.db_url).render_as_string(hide_password=True))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        context = HandlerContext(settings=settings, sessions=database.read)
+        await server.serve(ROUTES, context, host, port, stop)
+
+    try:
+        asyncio.run(main())
+    finally:
+        database.dispose()
+
+
+@click.group("agi")
+def agi():
+    """FastAGI server: the routing decisions the dialplan asks for."""
+
+
+@agi.command("serve")
+@click.option("--host", help="Address to listen on (default: the agi_host setting).")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port (default: the agi_port setting).")
+@click.pass_context
+def serve(ctx, host, port):
+    """Serve FastAGI requests until SIGTERM or SIGINT."""
+    settings = ctx.obj if isinstance(ctx.obj, Settings) else None
+    if settings is None:
+        try:
+            settings = settings_module.load()
+        except SettingsError as exc:
+            click.echo(f"tawasul: {exc}", err=True)
+            sys.exit(2)
+    try:
+        run_server(settings, host or settings.agi_host, settings.agi_port if port is None else port)
+    except OSError as exc:  # e.g. the port is taken
+        click.echo(f"tawasul: agi: cannot listen on {host or settings.agi_host}:"
+                   f"{settings.agi_port if port is None else port}: {exc.strerror or exc}", err=True)
+        sys.exit(1)
