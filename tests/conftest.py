@@ -5,6 +5,7 @@ import pytest
 from tawasul import demo
 from tawasul.db import Database, upgrade
 from tawasul.settings import Settings
+from tests.asterisk_fixture import asterisk  # noqa: F401  (fixture)
 from tests.postgres_fixture import postgres_server  # noqa: F401  (fixture)
 
 

@@ -1,0 +1,146 @@
+"""`tawasul up`: the database, Asterisk, the FastAGI server and the web app, in the foreground.
+
+Each service is a real child process. Ctrl-C or SIGTERM stops them in reverse order; each child
+also dies with this process (PR_SET_PDEATHSIG) if it is killed outright, so nothing is left behind.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import click
+
+from provisioning import runtime as asterisk_runtime
+from tawasul import demo
+from tawasul.db import Database, upgrade
+from tawasul.settings import Settings, as_environ
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+class Service:
+    def __init__(self, name: str, args: list[str], env: dict, log: Path):
+        self.name, self.log = name, log
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as out:
+            self.process = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                            stderr=subprocess.STDOUT, start_new_session=True,
+                                            preexec_fn=_die_with_parent)
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.running():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log_tail(self, lines: int = 15) -> str:
+        text = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
+        return "\n".join(text[-lines:])
+
+
+def _wait_until(check, service: Service, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not service.running():
+            raise click.ClickException(f"{service.name} exited while starting:\n{service.log_tail()}")
+        if check():
+            return
+        time.sleep(0.2)
+    raise click.ClickException(f"{what} not ready within {timeout:.0f} s:\n{service.log_tail()}")
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def prepare_database(settings: Settings) -> None:
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.db_url)
+    if not settings.demo:
+        return
+    db = Database(settings.db_url)
+    with db.write() as session:
+        passwords = demo.seed(session, settings)
+    db.dispose()
+    if passwords:
+        path = demo.write_credentials(settings, passwords)
+        click.echo(f"Demo region seeded. Accounts (shown once; kept in {path}):")
+        for username, password in passwords.items():
+            click.echo(f"  {username:16} {password}")
+
+
+def up(settings: Settings) -> int:
+    settings.require_production_secret()
+    started = time.monotonic()
+    prepare_database(settings)
+    runtime = asterisk_runtime.ensure_installed(settings)
+    runtime.render_and_write()
+    logs = settings.path("log")
+    env = {**os.environ, **as_environ(settings)}
+    tawasul = [sys.executable, "-m", "tawasul.cli"]
+
+    stop_requested = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop_requested.set())
+
+    services: list[Service] = []
+    try:
+        asterisk = Service("Asterisk", runtime.popen_args(), env, logs / "asterisk.log")
+        services.append(asterisk)
+        runtime.wait_booted(asterisk.process)
+        agi = Service("FastAGI server", [*tawasul, "agi", "serve"], env, logs / "agi.log")
+        services.append(agi)
+        web = Service("web app", [*tawasul, "web", "serve"], env, logs / "web.log")
+        services.append(web)
+        _wait_until(lambda: _port_open(settings.agi_host, settings.agi_port), agi, "FastAGI server")
+        web_url = f"http://{settings.web_host}:{settings.web_port}"
+        _wait_until(lambda: _http_ok(web_url + "/healthz"), web, "web app")
+
+        click.echo(f"\nTawasul is running (ready in {time.monotonic() - started:.0f} s). Ctrl-C stops it.")
+        click.echo(f"  web            {web_url}/")
+        click.echo(f"  SIP (TLS)      sips:{settings.sip_host}:{settings.sip_tls_port}")
+        click.echo(f"  FastAGI        agi://{settings.agi_host}:{settings.agi_port}")
+        click.echo(f"  AMI            {settings.ami_host}:{settings.ami_port} (loopback, user {settings.ami_user})")
+        click.echo(f"  Asterisk       {runtime.host_dir} (tawasul asterisk cli \"core show channels\")")
+        click.echo(f"  phone profiles {settings.path('phones').resolve()}")
+        click.echo(f"  logs           {logs.resolve()}")
+        while not stop_requested.wait(0.5):
+            for service in services:
+                if not service.running():
+                    click.echo(f"{service.name} stopped unexpectedly:\n{service.log_tail()}", err=True)
+                    return 1
+        click.echo("\nStopping ...")
+        return 0
+    finally:
+        for service in reversed(services):
+            service.stop()

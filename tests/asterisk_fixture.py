@@ -1,0 +1,109 @@
+"""A real Asterisk for integration tests: one instance for the whole session.
+
+Import the fixture from tests/conftest.py:  `from tests.asterisk_fixture import asterisk`.
+It runs on ports apart from the defaults, so a `make run` instance can run beside it.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+
+from provisioning import runtime as asterisk_runtime
+from tawasul.settings import Settings
+
+TEST_PORTS = {
+    "ami_port": 15038,
+    "sip_udp_port": 15060,
+    "sip_tls_port": 15061,
+    "agi_port": 14573,
+    "rtp_start": 30000,
+    "rtp_end": 30999,
+}
+
+
+def make_settings(state_dir: Path, **overrides) -> Settings:
+    """Settings for a test instance: `TEST_PORTS` unless overridden, the machine's cache."""
+    values = {**TEST_PORTS, **overrides}
+    if os.environ.get("TAWASUL_ASTERISK_CACHE"):
+        values.setdefault("asterisk_cache", Path(os.environ["TAWASUL_ASTERISK_CACHE"]))
+    return dataclasses.replace(Settings(), state_dir=Path(state_dir), **values)
+
+
+def instance_pids(rt: asterisk_runtime.Runtime) -> list[int]:
+    """Every live process whose command line names this instance's asterisk.conf."""
+    marker = str(rt.config_file).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if marker in cmdline and asterisk_runtime._pid_alive(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
+def assert_stopped_clean(rt: asterisk_runtime.Runtime) -> None:
+    """No Asterisk left for this instance, and nothing mounted in its root filesystem."""
+    assert not rt.is_running()
+    assert instance_pids(rt) == [], f"Asterisk processes left: {instance_pids(rt)}"
+    if rt.root is not None:
+        assert asterisk_runtime.mounts_under(rt.root) == [], "mounts left inside the Asterisk root"
+
+
+async def ami_session(settings: Settings, secret: str, actions: list[dict], timeout: float = 10):
+    """Log in to AMI with panoramisk, send `actions`; returns (logged_in, [responses])."""
+    from panoramisk import Manager
+
+    manager = Manager(
+        loop=asyncio.get_running_loop(), host=settings.ami_host, port=settings.ami_port,
+        username=settings.ami_user, secret=secret, ping_delay=3600, reconnect_timeout=3600,
+    )
+    try:
+        await asyncio.wait_for(manager.connect(), timeout)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while getattr(manager, "authenticated_future", None) is None and not manager.authenticated:
+            await asyncio.sleep(0.02)  # the login is sent from a done-callback
+            if loop.time() > deadline:
+                raise TimeoutError("no AMI login sent")
+        future = manager.authenticated_future
+        if future is not None:
+            await asyncio.wait_for(asyncio.shield(future), timeout)
+        while manager.authenticated_future is not None:
+            await asyncio.sleep(0.01)
+        if not manager.authenticated:
+            return False, []
+        responses = []
+        for action in actions:
+            responses.append(await asyncio.wait_for(manager.send_action(action), timeout))
+        return True, responses
+    finally:
+        manager.close()
+
+
+def ami_call(settings: Settings, secret: str, actions: list[dict], timeout: float = 10):
+    """ami_session() from synchronous code, on its own thread: safe even while another event
+    loop runs on this one (Playwright's sync API keeps one running)."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, ami_session(settings, secret, actions, timeout)).result()
+
+
+@pytest.fixture(scope="session")
+def asterisk(tmp_path_factory):
+    """A running Asterisk (provisioning.runtime.Runtime) for a throwaway state folder."""
+    settings = make_settings(tmp_path_factory.mktemp("asterisk-state"))
+    rt = asterisk_runtime.ensure_installed(settings)
+    rt.start(timeout=60)
+    try:
+        yield rt
+    finally:
+        rt.stop()
+        assert_stopped_clean(rt)
+        rt.destroy()  # instance folders live in the shared cache: do not leave one per test run
