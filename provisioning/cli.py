@@ -7,6 +7,7 @@ import click
 
 from provisioning import runtime as asterisk_runtime
 from provisioning import supervisor
+from tawasul.clitools import guarded
 
 
 def _runtime(settings):
@@ -18,6 +19,7 @@ def _runtime(settings):
 
 @click.command("up")
 @click.pass_obj
+@guarded
 def up(settings):
     """Run the whole system in the foreground: database, Asterisk, FastAGI server, web app."""
     sys.exit(supervisor.up(settings))

@@ -107,7 +107,7 @@ def up(settings: Settings) -> int:
     runtime.render_and_write()
     logs = settings.path("log")
     env = {**os.environ, **as_environ(settings)}
-    tawasul = [sys.executable, "-m", "tawasul.cli"]
+    tawasul = [sys.executable, "-m", "tawasul"]
 
     stop_requested = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -2,39 +2,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import sys
 from importlib.metadata import entry_points
 
 import click
-import sqlalchemy as sa
-from sqlalchemy.exc import OperationalError
 
 from tawasul import booking, demo, scheduling, settings as settings_module
 from tawasul.db import Database, upgrade
 from tawasul.models import AppointmentKind
+from tawasul.clitools import fail, guarded
 from tawasul.settings import Settings, SettingsError
 from tawasul.validation import InvalidInput
-
-
-def fail(message: str, code: int = 2):
-    click.echo(f"tawasul: {message}", err=True)
-    sys.exit(code)
-
-
-def guarded(func):
-    """Turns refusals into one line and exit code 2, an unreachable database into exit code 1."""
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except InvalidInput as exc:
-            fail(f"{exc.field}: {exc.message}")
-        except SettingsError as exc:
-            fail(str(exc))
-        except OperationalError as exc:
-            fail(f"database unavailable: {exc.orig}", code=1)
-    return wrapper
 
 
 @click.group()

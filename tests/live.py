@@ -32,7 +32,7 @@ def wait_http(url: str, process: subprocess.Popen | None = None, timeout: float 
 
 def tawasul(args: list[str], env: dict, **kwargs) -> subprocess.Popen:
     """Start `tawasul ARGS` as a child in its own process group."""
-    return subprocess.Popen([sys.executable, "-m", "tawasul.cli", *args], env={**os.environ, **env},
+    return subprocess.Popen([sys.executable, "-m", "tawasul", *args], env={**os.environ, **env},
                             start_new_session=True, **kwargs)
 
 

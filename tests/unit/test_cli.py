@@ -85,5 +85,8 @@ def test_an_unreachable_database_is_a_clear_error(tmp_path):
 
 
 def test_the_console_script_is_installed_and_answers():
-    result = subprocess.run([sys.executable, "-m", "tawasul.cli", "--help"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "tawasul", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "appointments" in result.stdout
+    assert result.stderr == ""  # every room's commands loaded
+    for room in ("agi", "web", "asterisk", "up"):
+        assert f"\n  {room} " in result.stdout
