@@ -1,6 +1,7 @@
 """Staff, governor-office and IT accounts."""
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 
 import sqlalchemy as sa
@@ -8,7 +9,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from tawasul import audit
-from tawasul.models import Role, User
+from tawasul.models import Role, User, utcnow
 from tawasul.validation import InvalidInput
 
 
@@ -32,3 +33,31 @@ def create_user(session: Session, username: str, role: Role, full_name: str = ""
 
 def check_password(user: User, password: str) -> bool:
     return user.active and check_password_hash(user.password_hash, password)
+
+
+MAX_FAILED_LOGINS = 5
+LOCKOUT = dt.timedelta(minutes=15)
+
+
+def authenticate(session: Session, username: str, password: str, now: dt.datetime | None = None) -> User | None:
+    """The user for these credentials, or None (wrong name or password, or locked: never said which).
+    Five failures lock the account for fifteen minutes. The caller commits, failures included."""
+    now = now or utcnow()
+    user = session.scalars(sa.select(User).where(User.username == (username or "").strip().lower())).first()
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password or "")  # same time whether or not the user exists
+        return None
+    if user.locked_until is not None and user.locked_until > now:
+        return None
+    if not check_password(user, password or ""):
+        user.failed_logins += 1
+        if user.failed_logins >= MAX_FAILED_LOGINS:
+            user.failed_logins, user.locked_until = 0, now + LOCKOUT
+            audit.record(session, user.username, "user.locked", user)
+        return None
+    user.failed_logins, user.locked_until = 0, None
+    audit.record(session, user.username, "user.login", user)
+    return user
+
+
+_DUMMY_HASH = generate_password_hash("not a real password")

@@ -1,42 +1,66 @@
 """The Tawasul web app: `create_app(test_config=None)`, one blueprint per feature."""
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, render_template
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_wtf.csrf import CSRFProtect
 
 from tawasul import settings as settings_module
 from tawasul.db import Database
 
+# Per-process counters: with N gunicorn workers a client gets up to N times the limit; a shared
+# store (RATELIMIT_STORAGE_URI, e.g. memcached://) makes it exact.
+limiter = Limiter(key_func=get_remote_address, default_limits=[], storage_uri="memory://")
+csrf = CSRFProtect()
+
+CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+
 
 def create_app(test_config: dict | None = None) -> Flask:
-    settings = settings_module.load()
-    if test_config and "TAWASUL_SETTINGS" in test_config:
-        settings = test_config["TAWASUL_SETTINGS"]
+    settings = (test_config or {}).get("TAWASUL_SETTINGS") or settings_module.load()
     settings.require_production_secret()
+    secret_key = settings.secret_key
+    if secret_key == settings_module.DEFAULT_SECRET_KEY:  # demo mode: a random key kept in the state folder
+        secret_key = settings_module.generated_secret(settings, "web-secret-key", 32)
 
     app = Flask(__name__)
     app.config.update(
-        SECRET_KEY=settings.secret_key,
+        SECRET_KEY=secret_key,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=not settings.demo,
+        REMEMBER_COOKIE_SECURE=not settings.demo,
         MAX_CONTENT_LENGTH=5 * 1024 * 1024,
+        WTF_CSRF_TIME_LIMIT=8 * 3600,
     )
-    if test_config:
-        app.config.update(test_config)
+    app.config.update(test_config or {})
     app.extensions["tawasul.settings"] = settings
     app.extensions["tawasul.db"] = Database(settings.db_url)
 
-    from web import home
+    from web import auth, desk, home, i18n, provisioning
+    i18n.init_app(app, settings.timezone)
+    limiter.init_app(app)
+    csrf.init_app(app)
+    auth.init_app(app)
     app.register_blueprint(home.bp)
+    app.register_blueprint(desk.bp)
+    app.register_blueprint(provisioning.bp)  # phones fetch their profiles (web/provisioning.py)
 
     @app.after_request
     def security_headers(response):
-        response.headers.setdefault("Content-Security-Policy",
-                                    "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+        response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Permissions-Policy", "geolocation=(), microphone=(), camera=()")
+        if not settings.demo:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
+
+    for code in (400, 403, 404, 413, 429, 500):
+        app.register_error_handler(code, lambda error, code=code: (
+            render_template("error.html", code=code), code))
 
     return app
 

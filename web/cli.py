@@ -24,5 +24,7 @@ def serve(settings, workers):
     os.execv(sys.executable, [
         sys.executable, "-m", "gunicorn", "--workers", str(workers),
         "--bind", f"{settings.web_host}:{settings.web_port}",
-        "--access-logfile", "-", "--graceful-timeout", "5", "web:create_app()",
+        # %(U)s: the path without its query string, so a ?token= never reaches the log.
+        "--access-logfile", "-", "--access-logformat", '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s"',
+        "--graceful-timeout", "5", "web:create_app()",
     ])

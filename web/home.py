@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, jsonify, render_template, request
+from flask import Blueprint, current_app, jsonify, render_template
 from sqlalchemy.exc import SQLAlchemyError
 
 from tawasul.models import Centre
@@ -13,10 +13,9 @@ bp = Blueprint("home", __name__)
 
 @bp.get("/")
 def index():
-    lang = "en" if request.args.get("lang") == "en" else "ar"
     with db_of(current_app).read() as session:
         centres = session.scalars(sa.select(Centre).where(Centre.active).order_by(Centre.id)).all()
-    return render_template("home/index.html", lang=lang, centres=centres)
+    return render_template("home/index.html", centres=centres)
 
 
 @bp.get("/healthz")

@@ -17,7 +17,7 @@ def test_english_switch(web_server, page):
     page.goto(web_server + "/")
     page.get_by_role("link", name="English").click()
     assert page.locator("html").get_attribute("dir") == "ltr"
-    assert page.locator("h1").inner_text() == "Tawasul"
+    assert page.locator("h1").inner_text() == "Tawasul service"
     assert "Tawasul centre - Yanbu" in page.locator("ul.centres").inner_text()
 
 

@@ -1,0 +1,157 @@
+"""Phone provisioning: Yealink and Grandstream phones fetch their profile here.
+
+    GET /provisioning/<mac>.cfg        Yealink (VP59, T58W)
+    GET /provisioning/cfg<mac>.xml     Grandstream (GXV33xx)
+    GET /provisioning/ca.crt           the deployment CA (public), for the phones' trust store
+
+A profile holds the device's SIP password, so every profile request needs the device's
+token, either as HTTP Basic (any user name, the token as password: what phones are set up
+with, e.g. `https://<mac>:<token>@host/provisioning/`) or as `?token=`. The token is derived,
+not stored: HMAC-SHA256 of the device id and MAC under a key derived from the app's secret key
+(`provisioning.phones.provisioning_token`; `tawasul phones token DEVICE` prints it and the URL).
+Nothing to store or leak from the database; rotating the secret key revokes every token.
+
+To a prober, an unknown MAC, a disabled device, a device of another vendor and a wrong token
+look the same: the same status (404; a 403 would tell which MACs exist), body and headers.
+Requests are rate limited per client IP (in process: one limiter per worker; behind a proxy,
+the deployment must set the client address, e.g. werkzeug's ProxyFix). Responses carry
+`Cache-Control: no-store`. Neither the token nor the password is ever logged.
+
+HTTPS is the deployment's job (the reverse proxy in front of gunicorn); phones must be pointed
+at an https:// URL.
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+from flask import Blueprint, Response, current_app, request
+
+from provisioning import phones
+from tawasul.vault import Vault
+from web import db_of, settings_of
+
+bp = Blueprint("provisioning", __name__, url_prefix="/provisioning")
+log = logging.getLogger("tawasul.web.provisioning")
+
+YEALINK = re.compile(r"^([0-9a-f]{12})\.cfg$")
+GRANDSTREAM = re.compile(r"^cfg([0-9a-f]{12})\.xml$")
+NOT_FOUND_BODY = "Not Found\n"
+DEFAULT_RATE_LIMIT = (30, 60.0)   # requests per window (seconds) per client IP
+_DUMMY_TOKEN_KEY = "tawasul-provisioning-dummy"
+
+
+class RateLimiter:
+    """A sliding window per key, in process. Bounded: old keys are dropped as they expire."""
+
+    def __init__(self, limit: int, window: float):
+        self.limit, self.window = limit, window
+        self._hits: dict[str, deque] = {}
+        self._lock = threading.Lock()
+        self._last_sweep = 0.0
+
+    def allow(self, key: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if now - self._last_sweep > self.window:
+                for k in [k for k, q in self._hits.items() if not q or now - q[-1] > self.window]:
+                    del self._hits[k]
+                self._last_sweep = now
+            hits = self._hits.setdefault(key, deque())
+            while hits and now - hits[0] > self.window:
+                hits.popleft()
+            if len(hits) >= self.limit:
+                return False
+            hits.append(now)
+            return True
+
+
+def _limiter() -> RateLimiter:
+    limiter = current_app.extensions.get("tawasul.provisioning_limiter")
+    if limiter is None:
+        limit, window = current_app.config.get("PROVISIONING_RATE_LIMIT", DEFAULT_RATE_LIMIT)
+        limiter = current_app.extensions["tawasul.provisioning_limiter"] = RateLimiter(limit, window)
+    return limiter
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+def _refused() -> Response:
+    return _no_store(Response(NOT_FOUND_BODY, status=404, mimetype="text/plain"))
+
+
+def _given_token() -> str:
+    auth = request.authorization
+    if auth is not None and auth.password:
+        return auth.password
+    return request.args.get("token", "")
+
+
+def _client() -> str:
+    return request.remote_addr or "unknown"
+
+
+@bp.before_request
+def rate_limit():
+    if not _limiter().allow(_client()):
+        log.warning("provisioning: rate limit hit by %s", _client())
+        response = Response("Too Many Requests\n", status=429, mimetype="text/plain")
+        response.headers["Retry-After"] = str(int(_limiter().window))
+        return _no_store(response)
+    return None
+
+
+@bp.get("/ca.crt")
+def ca_certificate():
+    path = Path(settings_of(current_app).state_dir) / "certs" / "ca.crt"
+    if not path.is_file():
+        return _refused()
+    return _no_store(Response(path.read_bytes(), mimetype="application/x-x509-ca-cert"))
+
+
+@bp.get("/", defaults={"filename": ""})
+@bp.get("/<path:filename>")
+def profile(filename: str):
+    settings = settings_of(current_app)
+    match, fmt = YEALINK.match(filename), "yealink"
+    if match is None:
+        match, fmt = GRANDSTREAM.match(filename), "grandstream"
+    given = _given_token()
+    if match is None:
+        return _refused()
+    mac = match.group(1)
+    with db_of(current_app).read() as session:
+        device = phones.device_by_mac(session, mac)
+        usable = device is not None and device.enabled and (device.vendor or "").lower() == fmt
+        # Compute a token either way, so timing does not tell a known MAC from an unknown one.
+        expected = phones.provisioning_token(phones.token_secret(settings) if usable else _DUMMY_TOKEN_KEY,
+                                             device if usable else _Unknown(mac))
+        if not (usable and given and hmac.compare_digest(given.encode(), expected.encode())):
+            log.info("provisioning: refused %s from %s", filename, _client())
+            return _refused()
+        try:
+            base_url = request.url_root.rstrip("/") + bp.url_prefix + "/"
+            profile_ = phones.profile_for(settings, device, Vault.for_settings(settings), base_url=base_url)
+            name, text = phones.render_vendor(profile_, fmt)
+        except phones.ProfileError:
+            log.info("provisioning: no profile for %s", filename)
+            return _refused()
+    log.info("provisioning: served %s (device %s) to %s", name, device.sip_user, _client())
+    mimetype = "text/plain" if fmt == "yealink" else "application/xml"
+    return _no_store(Response(text, mimetype=mimetype))
+
+
+class _Unknown:
+    """Stands in for a device when none matches (same work, never a match)."""
+
+    def __init__(self, mac: str):
+        self.id, self.mac = 0, mac
