@@ -1,18 +1,23 @@
-"""Render the base Asterisk configuration from Settings: a pure function, filename -> text.
+"""Render the Asterisk configuration: a pure function of settings and rows, filename -> text.
 
-Templates live in the repo's asterisk_conf/ (Jinja2, StrictUndefined). The database-driven
-parts (endpoints, centres) extend these templates later; nothing here touches the disk
-except reading the templates.
+Templates live in the repo's asterisk_conf/ (Jinja2, StrictUndefined). `render_all` adds the
+database's devices and centres (provisioning.rows, loaded elsewhere); `render_base` is the
+same with no devices. Nothing here touches the disk except reading the templates.
+provisioning.validate checks the output; provisioning.apply writes it and reloads Asterisk.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
+import ipaddress
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import jinja2
+
+from provisioning.rows import CENTRE_PHONE, GOVERNOR_DESK, REALM, Rows
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "asterisk_conf"
 BASE_FILES = (
@@ -68,15 +73,115 @@ def _check_value(name: str, value: str) -> str:
     return value
 
 
+class RenderError(ValueError):
+    """The rows cannot be rendered (bad names, bad networks); nothing is written."""
+
+    def __init__(self, errors: list[str]):
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+# The dialplan's numbers and prompts (prompt files are installed by provisioning.prompts).
+GOVERNOR_NUMBER = "100"
+ECHO_NUMBER = "*43"
+PROMPT_WAIT = "tawasul/please-wait"
+PROMPT_GOODBYE = "tawasul/goodbye"
+PROMPT_UNAVAILABLE = "service-unavailable"  # no decision, or a reason without its own prompt
+# route_call's deny reasons (agi.variables) that have a prompt of their own: tawasul/<reason, - for _>
+DENY_REASONS = ("unknown_device", "outside_hours", "no_appointment", "too_early", "too_late", "bad_code")
+RING_SECONDS = 30
+AGI_DEADLINE_SECONDS = 120  # the whole route_call exchange, booking-code prompts included
+UNIDENTIFIED_LIMITS = {"count": 5, "period": 10, "prune": 30}
+SIP_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
+LANGUAGE = re.compile(r"^[a-z]{2}(_[A-Z]{2})?$")
+
+
+def _text(value: str) -> str:
+    """Free text (labels, names) made safe for a comment or a quoted caller ID name."""
+    return re.sub(r'[\x00-\x1f\x7f;\[\]"<>\\]', " ", value or "").strip() or "-"
+
+
+def _devices_context(rows: Rows) -> tuple[dict, list[str]]:
+    errors: list[str] = []
+    centres = {}
+    for c in rows.centres:
+        if not c.active:
+            continue
+        nets = []
+        for net in c.networks:
+            try:
+                nets.append(str(ipaddress.ip_network(net, strict=False)))
+            except ValueError:
+                errors.append(f"centre {c.code}: allowed network {net!r} is not an address or CIDR")
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,20}", c.code):
+            errors.append(f"centre {c.code!r}: code must be letters, digits, - or _")
+        language = c.prompt_language if LANGUAGE.match(c.prompt_language or "") else "ar"
+        centres[c.code] = {"code": c.code, "slug": c.code.lower(), "name": _text(c.name_en),
+                           "networks": nets, "language": language, "devices": []}
+    desks = []
+    for d in rows.devices:
+        if not d.enabled or d.kind not in (CENTRE_PHONE, GOVERNOR_DESK):
+            continue  # disabled devices and staff devices have no endpoint
+        if not SIP_USER.match(d.sip_user):
+            errors.append(f"device {d.sip_user!r}: SIP user must be 1-40 letters, digits, . _ -, "
+                          "starting with a letter or digit")
+            continue
+        if not re.fullmatch(r"[0-9a-f]{32}", d.password_md5 or ""):
+            errors.append(f"device {d.sip_user}: no usable password digest")
+            continue
+        entry = {"name": d.sip_user, "label": _text(d.label or d.sip_user),
+                 "callerid": _text(d.label or d.sip_user), "md5": d.password_md5}
+        if d.kind == GOVERNOR_DESK:
+            desks.append(entry)
+        elif d.centre_code in centres:
+            centres[d.centre_code]["devices"].append(entry)
+        # a centre phone of an inactive (or missing) centre has no endpoint
+    listed = [c for c in centres.values() if c["devices"]]
+    return {
+        "centres": listed,
+        "governor_desks": desks,
+        "devices_any": bool(desks or listed),
+        "governor_dial": "&".join(f"PJSIP/{d['name']}" for d in desks),
+    }, errors
+
+
 def render_base(settings, ami_secret: str, layout: Layout | None = None) -> dict[str, str]:
-    """Every base config file, rendered from `settings` (and `layout`): filename -> text."""
+    """Every config file without any device: filename -> text."""
+    return render_all(settings, Rows(), ami_secret, layout)
+
+
+def render_all(settings, rows: Rows, ami_secret: str, layout: Layout | None = None) -> dict[str, str]:
+    """Every config file, rendered from `settings`, the database `rows` and `layout`: filename -> text.
+
+    Raises RenderError (every problem found, not just the first) when the rows cannot be rendered.
+    """
     if not settings.rtp_start < settings.rtp_end:
         raise ValueError("rtp_start must be below rtp_end")
+    layout = layout or default_layout(settings)
+    devices, errors = _devices_context(rows)
+    if devices["devices_any"] and not layout.tls_cert:
+        errors.append("devices need the TLS transport, and there is no certificate: run `tawasul certs status`")
+    if errors:
+        raise RenderError(errors)
+    agi_host = "127.0.0.1" if settings.agi_host in ("0.0.0.0", "", "::") else settings.agi_host
     context = {
+        **devices,
+        "realm": REALM,
+        "limits": UNIDENTIFIED_LIMITS,
+        "governor_language": "ar",
+        "governor_number": GOVERNOR_NUMBER,
+        "echo_number": ECHO_NUMBER,
+        "prompt_wait": PROMPT_WAIT,
+        "prompt_goodbye": PROMPT_GOODBYE,
+        "prompt_unavailable": PROMPT_UNAVAILABLE,
+        "deny_reasons": DENY_REASONS,
+        "ring_seconds": RING_SECONDS,
+        "agi_deadline": AGI_DEADLINE_SECONDS,
+        "agi_address": f"{agi_host}:{settings.agi_port}",
         "s": settings,
         "ami_secret": _check_value("ami_secret", ami_secret),
         "ami_user": _check_value("ami_user", settings.ami_user),
-        "layout": layout or default_layout(settings),
+        "layout": layout,
         "instance_id": instance_id(settings.state_dir),
         "forbidden_modules": FORBIDDEN_MODULES,
         "tls_names": f"{TLS_CERT_NAME}, {TLS_KEY_NAME}",

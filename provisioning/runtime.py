@@ -18,7 +18,7 @@ Asterisk stops or crashes. Asterisk dies with the process that started it
 Running Asterisk under a supervisor (`tawasul up`)::
 
     rt = runtime.ensure_installed(settings)
-    rt.render_and_write()                       # or rt.render_and_write(ami_secret)
+    rt.render_and_write(rows=rows)              # rows: provisioning.rows.load_rows(...), or none
     proc = subprocess.Popen(rt.popen_args(), stdin=subprocess.DEVNULL)
     rt.wait_booted(proc)                         # optional: blocks until fully booted
     ...
@@ -319,24 +319,47 @@ class Runtime:
 
         return generated_secret(self.settings, AMI_SECRET_NAME)
 
-    def render_and_write(self, ami_secret: str | None = None) -> list[Path]:
-        """Render the base config into the instance's etc folder, atomically. Returns changed files."""
+    def render(self, rows=None, ami_secret: str | None = None) -> dict[str, str]:
+        """Every config file for this instance (the database's devices in `rows`, a
+        provisioning.rows.Rows; none if omitted), validated. Raises render.RenderError."""
+        from provisioning import render
+        from provisioning.rows import Rows
+        from provisioning.validate import validate
+
+        files = render.render_all(self.settings, rows or Rows(), self.ami_secret if ami_secret is None else ami_secret,
+                                  self.layout())
+        errors = validate(files)
+        if errors:
+            raise render.RenderError(errors)
+        return files
+
+    def write_keys(self) -> list[Path]:
+        """Copy the TLS certificate and key into the instance's keys folder (Asterisk, maybe
+        chrooted, reads them there). Returns the changed files."""
         from provisioning import render, writer
 
-        if ami_secret is None:
-            ami_secret = self.ami_secret
-        self.prepare_dirs()
-        layout = self.layout()
         changed = []
-        if layout.tls_cert:  # Asterisk (maybe chrooted) reads the certificate from its keys folder
-            certs = Path(self.settings.state_dir) / "certs"
+        certs = Path(self.settings.state_dir) / "certs"
+        if (certs / render.TLS_CERT_NAME).is_file() and (certs / render.TLS_KEY_NAME).is_file():
             for name in (render.TLS_CERT_NAME, render.TLS_KEY_NAME):
                 target = self.host_dir / "keys" / name
                 if writer.write_atomic(target, (certs / name).read_text(), writer.PRIVATE_MODE):
                     changed.append(target)
-        files = render.render_base(self.settings, ami_secret, layout)
-        changed += writer.write_files(self.host_dir / "etc", files, private=render.PRIVATE_FILES)
         return changed
+
+    def write_config(self, files: dict[str, str]) -> list[Path]:
+        """Write rendered files into the instance's etc folder, atomically. Returns changed files."""
+        from provisioning import render, writer
+
+        self.prepare_dirs()
+        return writer.write_files(self.host_dir / "etc", files, private=render.PRIVATE_FILES)
+
+    def render_and_write(self, ami_secret: str | None = None, rows=None) -> list[Path]:
+        """Render (with the devices in `rows`, if given), validate, then write the config and the
+        TLS key pair atomically. Nothing is written when rendering or validation fails."""
+        self.prepare_dirs()
+        files = self.render(rows, ami_secret)
+        return self.write_keys() + self.write_config(files)
 
     # -- processes
 
@@ -416,7 +439,7 @@ class Runtime:
             except AsteriskRuntimeError:
                 time.sleep(0.1)
 
-    def start(self, foreground: bool = False, timeout: float = 60, ami_secret: str | None = None) -> int:
+    def start(self, foreground: bool = False, timeout: float = 60, ami_secret: str | None = None, rows=None) -> int:
         """Write the config and start Asterisk.
 
         Background (default): returns Asterisk's PID once it is fully booted. Asterisk lives
@@ -426,7 +449,7 @@ class Runtime:
         running = self.pid()
         if running:
             raise AsteriskRuntimeError(f"Asterisk for {self.settings.state_dir} already runs (PID {running})")
-        self.render_and_write(ami_secret)
+        self.render_and_write(ami_secret, rows)
         if foreground:
             proc = subprocess.Popen(self.popen_args(), stdin=subprocess.DEVNULL)
             try:

@@ -18,7 +18,10 @@ from pathlib import Path
 
 import click
 
+from provisioning import certs
 from provisioning import runtime as asterisk_runtime
+from provisioning.apply import load as load_rows
+from provisioning.render import RenderError
 from tawasul import demo
 from tawasul.db import Database, upgrade
 from tawasul.settings import Settings, as_environ
@@ -104,7 +107,16 @@ def up(settings: Settings) -> int:
     started = time.monotonic()
     prepare_database(settings)
     runtime = asterisk_runtime.ensure_installed(settings)
-    runtime.render_and_write()
+    certs.ensure_certificates(settings)  # TLS is always on
+    db = Database(settings.db_url)
+    try:
+        rows = load_rows(settings, db)
+    finally:
+        db.dispose()
+    try:
+        runtime.render_and_write(rows=rows)
+    except RenderError as exc:
+        raise click.ClickException("the configuration cannot be rendered:\n  " + "\n  ".join(exc.errors)) from None
     logs = settings.path("log")
     env = {**os.environ, **as_environ(settings)}
     tawasul = [sys.executable, "-m", "tawasul"]

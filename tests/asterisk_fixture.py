@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from provisioning import certs
 from provisioning import runtime as asterisk_runtime
 from tawasul.settings import Settings
 
@@ -100,6 +101,7 @@ def asterisk(tmp_path_factory):
     """A running Asterisk (provisioning.runtime.Runtime) for a throwaway state folder."""
     settings = make_settings(tmp_path_factory.mktemp("asterisk-state"))
     rt = asterisk_runtime.ensure_installed(settings)
+    certs.ensure_certificates(settings)  # TLS on, as under `tawasul up`; no device until provisioned
     rt.start(timeout=60)
     try:
         yield rt
@@ -107,3 +109,42 @@ def asterisk(tmp_path_factory):
         rt.stop()
         assert_stopped_clean(rt)
         rt.destroy()  # instance folders live in the shared cache: do not leave one per test run
+
+
+@dataclasses.dataclass
+class Provisioned:
+    runtime: asterisk_runtime.Runtime
+    db: object  # tawasul.db.Database holding the demo region
+    settings: Settings
+    sent: list  # every AMI action list sent by apply() through `sender`
+
+    def sender(self, settings, secret, actions):
+        from provisioning.apply import ami_sender
+
+        self.sent.append([dict(a) for a in actions])
+        return ami_sender(settings, secret, actions)
+
+    def apply(self, actor: str = "test"):
+        from provisioning.apply import apply
+
+        return apply(self.settings, self.db, self.runtime, actor, sender=self.sender)
+
+
+@pytest.fixture(scope="session")
+def provisioned_asterisk(asterisk):
+    """The session's Asterisk with the demo region in a database of its state folder, applied."""
+    from tawasul import demo
+    from tawasul.db import Database, upgrade
+
+    settings = asterisk.settings
+    upgrade(settings.db_url)
+    db = Database(settings.db_url)
+    with db.write() as session:
+        demo.seed(session, settings)
+    provisioned = Provisioned(asterisk, db, settings, [])
+    result = provisioned.apply("fixture")
+    assert result.ok, result.errors
+    try:
+        yield provisioned
+    finally:
+        db.dispose()

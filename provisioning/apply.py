@@ -1,0 +1,150 @@
+"""Apply the database to the running Asterisk: load rows, render, validate, write, reload narrowly.
+
+    result = apply(settings, db, runtime, actor="it_admin")
+
+Only the files whose content changed are written (atomically), and only the modules that read
+them are reloaded, over AMI (panoramisk): pjsip.conf -> `ModuleLoad reload res_pjsip.so`,
+extensions.conf -> `Reload pbx_config` (dialplan reload). Asterisk is never restarted: a change
+to another file (or to the TLS certificate) is reported in `restart_needed`. A render or
+validation failure writes nothing and reloads nothing. Every run is kept in the audit log.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from provisioning.render import RenderError
+from provisioning.rows import Rows, load_rows
+from tawasul import audit
+from tawasul.vault import Vault
+
+# In the order they are sent: the dialplan first, so no endpoint ever points at a missing context.
+RELOADS = (
+    ("extensions.conf", {"Action": "Reload", "Module": "pbx_config"}),
+    ("pjsip.conf", {"Action": "ModuleLoad", "LoadType": "reload", "Module": "res_pjsip.so"}),
+)
+# Sends AMI actions, returns one (success, message) per action. Tests pass their own.
+Sender = Callable[[object, str, list[dict]], list[tuple[bool, str]]]
+
+
+@dataclass
+class ApplyResult:
+    changed_files: list[str] = field(default_factory=list)
+    reloaded: list[str] = field(default_factory=list)      # "Reload pbx_config", ...
+    errors: list[str] = field(default_factory=list)
+    restart_needed: list[str] = field(default_factory=list)
+    actions: list[dict] = field(default_factory=list)      # the AMI actions sent, exactly
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def lines(self) -> list[str]:
+        out = [f"changed: {', '.join(self.changed_files) or 'nothing'}",
+               f"reloaded: {', '.join(self.reloaded) or 'nothing'}"]
+        if self.restart_needed:
+            out.append(f"takes effect on the next Asterisk restart: {', '.join(self.restart_needed)}")
+        out += [f"error: {e}" for e in self.errors]
+        out.append(f"{'applied' if self.ok else 'FAILED'} in {self.seconds:.2f} s")
+        return out
+
+
+def describe(action: dict) -> str:
+    """`module reload res_pjsip.so`, `Reload pbx_config`: an AMI action in one line."""
+    if action["Action"] == "ModuleLoad":
+        return f"module {action['LoadType']} {action['Module']}"
+    return f"{action['Action']} {action.get('Module', '')}".strip()
+
+
+def plan(changed: list[str]) -> tuple[list[dict], list[str]]:
+    """AMI actions for the changed files (names relative to the instance folder), and what needs a restart."""
+    names = set(changed)
+    actions = [dict(action) for conf, action in RELOADS if f"etc/{conf}" in names]
+    reloadable = {f"etc/{conf}" for conf, _ in RELOADS}
+    return actions, sorted(names - reloadable)
+
+
+async def _ami(settings, secret: str, actions: list[dict], timeout: float) -> list[tuple[bool, str]]:
+    from panoramisk import Manager
+
+    loop = asyncio.get_running_loop()
+    manager = Manager(loop=loop, host=settings.ami_host, port=settings.ami_port, username=settings.ami_user,
+                      secret=secret, ping_delay=3600, reconnect_timeout=3600)
+    try:
+        await asyncio.wait_for(manager.connect(), timeout)
+        deadline = loop.time() + timeout
+        while getattr(manager, "authenticated_future", None) is None and not manager.authenticated:
+            await asyncio.sleep(0.01)  # panoramisk sends the login from a done-callback
+            if loop.time() > deadline:
+                raise TimeoutError("AMI login was not sent")
+        if manager.authenticated_future is not None:
+            await asyncio.wait_for(asyncio.shield(manager.authenticated_future), timeout)
+        while manager.authenticated_future is not None:
+            await asyncio.sleep(0.01)
+        if not manager.authenticated:
+            raise PermissionError("AMI login refused")
+        results = []
+        for action in actions:
+            response = await asyncio.wait_for(manager.send_action(dict(action)), timeout)
+            results.append((bool(response.success), str(response.get("Message", ""))))
+        return results
+    finally:
+        manager.close()
+
+
+def ami_sender(settings, secret: str, actions: list[dict], timeout: float = 15) -> list[tuple[bool, str]]:
+    """Send `actions` over one AMI login (on a thread of its own: safe inside a running event loop)."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, _ami(settings, secret, actions, timeout)).result()
+
+
+def _record(db, actor: str, result: ApplyResult) -> None:
+    with db.write() as session:
+        audit.record(session, actor, "provision.apply", None, changed=result.changed_files,
+                     reloaded=result.reloaded, errors=result.errors, restart_needed=result.restart_needed,
+                     seconds=round(result.seconds, 3))
+
+
+def load(settings, db) -> Rows:
+    vault = Vault.for_settings(settings)
+    with db.read() as session:
+        return load_rows(session, vault)
+
+
+def apply(settings, db, runtime, actor: str, sender: Sender | None = None) -> ApplyResult:
+    """Load, render, validate, write what changed, reload what reads it. Never raises for a
+    render, validation or AMI problem: those are in `result.errors` (and the audit log)."""
+    started = time.monotonic()
+    result = ApplyResult()
+    try:
+        files = runtime.render(load(settings, db))
+    except RenderError as exc:
+        result.errors = list(exc.errors)
+    except ValueError as exc:  # e.g. a secret that cannot be decrypted with this state folder's key
+        result.errors = [str(exc)]
+    else:
+        changed = runtime.write_keys() + runtime.write_config(files)
+        result.changed_files = sorted(str(Path(p).relative_to(runtime.host_dir)) for p in changed)
+        actions, result.restart_needed = plan(result.changed_files)
+        if actions and runtime.is_running():
+            try:
+                answers = (sender or ami_sender)(settings, runtime.ami_secret, actions)
+            except (OSError, TimeoutError, PermissionError, asyncio.TimeoutError) as exc:
+                result.errors.append(f"AMI: {type(exc).__name__}: {exc}")
+            else:
+                result.actions = actions
+                for action, (ok, message) in zip(actions, answers):
+                    if ok:
+                        result.reloaded.append(describe(action))
+                    else:
+                        result.errors.append(f"{describe(action)} failed: {message}")
+        elif actions:
+            result.restart_needed = sorted(set(result.restart_needed) | set(result.changed_files))
+    result.seconds = time.monotonic() - started
+    _record(db, actor, result)
+    return result
