@@ -63,12 +63,9 @@ def _rows(settings):
 @guarded
 def start(settings):
     """Start Asterisk in the foreground until Ctrl-C (`tawasul up` runs it with everything else)."""
-    runtime = _runtime(settings)
-    certs_module.ensure_certificates(settings)
+    runtime, rows = supervisor.prepare(settings)
     try:
-        sys.exit(runtime.start(foreground=True, rows=_rows(settings)))
-    except RenderError as exc:
-        fail("the configuration cannot be rendered: " + "; ".join(exc.errors))
+        sys.exit(runtime.start(foreground=True, rows=rows))
     except asterisk_runtime.AsteriskRuntimeError as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -18,13 +18,14 @@ from pathlib import Path
 
 import click
 
-from provisioning import certs
+from provisioning import certs, phones, prompts
 from provisioning import runtime as asterisk_runtime
 from provisioning.apply import load as load_rows
 from provisioning.render import RenderError
 from tawasul import demo
 from tawasul.db import Database, upgrade
 from tawasul.settings import Settings, as_environ
+from tawasul.vault import Vault
 
 PR_SET_PDEATHSIG = 1
 
@@ -102,21 +103,33 @@ def prepare_database(settings: Settings) -> None:
             click.echo(f"  {username:16} {password}")
 
 
-def up(settings: Settings) -> int:
-    settings.require_production_secret()
-    started = time.monotonic()
+def prepare(settings: Settings):
+    """Everything Asterisk needs before it starts: the runtime, certificates, prompts and the
+    configuration rendered from the database; in demo mode also the demo phones' profiles.
+    Returns (runtime, rows)."""
     prepare_database(settings)
     runtime = asterisk_runtime.ensure_installed(settings)
     certs.ensure_certificates(settings)  # TLS is always on
+    prompts.generate_prompts(runtime.host_path(runtime.layout().datadir) / "sounds")
     db = Database(settings.db_url)
     try:
         rows = load_rows(settings, db)
+        if settings.demo:
+            with db.read() as session:
+                phones.export_demo_profiles(settings, session, Vault.for_settings(settings))
     finally:
         db.dispose()
     try:
         runtime.render_and_write(rows=rows)
     except RenderError as exc:
         raise click.ClickException("the configuration cannot be rendered:\n  " + "\n  ".join(exc.errors)) from None
+    return runtime, rows
+
+
+def up(settings: Settings) -> int:
+    settings.require_production_secret()
+    started = time.monotonic()
+    runtime, _rows = prepare(settings)
     logs = settings.path("log")
     env = {**os.environ, **as_environ(settings)}
     tawasul = [sys.executable, "-m", "tawasul"]

@@ -13,15 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from provisioning import certs
+from provisioning import certs, prompts
 from provisioning import runtime as asterisk_runtime
 from tawasul.settings import Settings
+from tests.live import free_port
 
+# Free ports picked once per test run, so two runs on one machine (or a `make run`) never clash.
 TEST_PORTS = {
-    "ami_port": 15038,
-    "sip_udp_port": 15060,
-    "sip_tls_port": 15061,
-    "agi_port": 14573,
+    "ami_port": free_port(),
+    "sip_udp_port": free_port(),
+    "sip_tls_port": free_port(),
+    "agi_port": free_port(),
     "rtp_start": 30000,
     "rtp_end": 30999,
 }
@@ -102,6 +104,7 @@ def asterisk(tmp_path_factory):
     settings = make_settings(tmp_path_factory.mktemp("asterisk-state"))
     rt = asterisk_runtime.ensure_installed(settings)
     certs.ensure_certificates(settings)  # TLS on, as under `tawasul up`; no device until provisioned
+    prompts.generate_prompts(rt.host_path(rt.layout().datadir) / "sounds")
     rt.start(timeout=60)
     try:
         yield rt

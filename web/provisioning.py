@@ -13,8 +13,8 @@ Nothing to store or leak from the database; rotating the secret key revokes ever
 
 To a prober, an unknown MAC, a disabled device, a device of another vendor and a wrong token
 look the same: the same status (404; a 403 would tell which MACs exist), body and headers.
-Requests are rate limited per client IP (in process: one limiter per worker; behind a proxy,
-the deployment must set the client address, e.g. werkzeug's ProxyFix). Responses carry
+Requests are rate limited per client IP (the app's Flask-Limiter; behind a proxy, the
+deployment must set the client address, e.g. werkzeug's ProxyFix). Responses carry
 `Cache-Control: no-store`. Neither the token nor the password is ever logged.
 
 HTTPS is the deployment's job (the reverse proxy in front of gunicorn); phones must be pointed
@@ -25,16 +25,13 @@ from __future__ import annotations
 import hmac
 import logging
 import re
-import threading
-import time
-from collections import deque
 from pathlib import Path
 
 from flask import Blueprint, Response, current_app, request
 
 from provisioning import phones
 from tawasul.vault import Vault
-from web import db_of, settings_of
+from web import db_of, limiter, settings_of
 
 bp = Blueprint("provisioning", __name__, url_prefix="/provisioning")
 log = logging.getLogger("tawasul.web.provisioning")
@@ -42,41 +39,8 @@ log = logging.getLogger("tawasul.web.provisioning")
 YEALINK = re.compile(r"^([0-9a-f]{12})\.cfg$")
 GRANDSTREAM = re.compile(r"^cfg([0-9a-f]{12})\.xml$")
 NOT_FOUND_BODY = "Not Found\n"
-DEFAULT_RATE_LIMIT = (30, 60.0)   # requests per window (seconds) per client IP
+DEFAULT_RATE_LIMIT = "30 per minute"
 _DUMMY_TOKEN_KEY = "tawasul-provisioning-dummy"
-
-
-class RateLimiter:
-    """A sliding window per key, in process. Bounded: old keys are dropped as they expire."""
-
-    def __init__(self, limit: int, window: float):
-        self.limit, self.window = limit, window
-        self._hits: dict[str, deque] = {}
-        self._lock = threading.Lock()
-        self._last_sweep = 0.0
-
-    def allow(self, key: str, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            if now - self._last_sweep > self.window:
-                for k in [k for k, q in self._hits.items() if not q or now - q[-1] > self.window]:
-                    del self._hits[k]
-                self._last_sweep = now
-            hits = self._hits.setdefault(key, deque())
-            while hits and now - hits[0] > self.window:
-                hits.popleft()
-            if len(hits) >= self.limit:
-                return False
-            hits.append(now)
-            return True
-
-
-def _limiter() -> RateLimiter:
-    limiter = current_app.extensions.get("tawasul.provisioning_limiter")
-    if limiter is None:
-        limit, window = current_app.config.get("PROVISIONING_RATE_LIMIT", DEFAULT_RATE_LIMIT)
-        limiter = current_app.extensions["tawasul.provisioning_limiter"] = RateLimiter(limit, window)
-    return limiter
 
 
 def _no_store(response: Response) -> Response:
@@ -100,14 +64,9 @@ def _client() -> str:
     return request.remote_addr or "unknown"
 
 
-@bp.before_request
-def rate_limit():
-    if not _limiter().allow(_client()):
-        log.warning("provisioning: rate limit hit by %s", _client())
-        response = Response("Too Many Requests\n", status=429, mimetype="text/plain")
-        response.headers["Retry-After"] = str(int(_limiter().window))
-        return _no_store(response)
-    return None
+# Per client IP; phones retry often, probers should not. PROVISIONING_RATE_LIMIT overrides it.
+limiter.limit(lambda: current_app.config.get("PROVISIONING_RATE_LIMIT", DEFAULT_RATE_LIMIT))(bp)
+bp.after_request(_no_store)  # also the 429 answer
 
 
 @bp.get("/ca.crt")

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from provisioning import runtime as asterisk_runtime
+from tests.live import free_port
 from tests.asterisk_fixture import (
     ami_call,
     assert_stopped_clean,
@@ -21,10 +22,10 @@ from tests.asterisk_fixture import (
 pytestmark = pytest.mark.integration
 
 OTHER_PORTS = {
-    "ami_port": 15138,
-    "sip_udp_port": 15160,
-    "sip_tls_port": 15161,
-    "agi_port": 14673,
+    "ami_port": free_port(),
+    "sip_udp_port": free_port(),
+    "sip_tls_port": free_port(),
+    "agi_port": free_port(),
     "rtp_start": 31000,
     "rtp_end": 31999,
 }
@@ -68,7 +69,7 @@ def test_needed_modules_are_running(asterisk, module):
 
 
 def test_pjsip_transport_and_dialplan_loaded(asterisk):
-    assert "127.0.0.1:15060" in asterisk.cli("pjsip show transports")
+    assert f"127.0.0.1:{asterisk.settings.sip_udp_port}" in asterisk.cli("pjsip show transports")
     assert "Echo()" in asterisk.cli("dialplan show echo@tawasul-internal")
 
 
@@ -117,8 +118,8 @@ def test_two_instances_side_by_side_under_a_supervisor(asterisk, tmp_path):
     try:
         second.wait_booted(proc, timeout=60)
         assert proc.pid == second.pid()  # the child *is* Asterisk
-        assert "127.0.0.1:15160" in second.cli("pjsip show transports")
-        assert "127.0.0.1:15060" in asterisk.cli("pjsip show transports")
+        assert f"127.0.0.1:{OTHER_PORTS['sip_udp_port']}" in second.cli("pjsip show transports")
+        assert f"127.0.0.1:{asterisk.settings.sip_udp_port}" in asterisk.cli("pjsip show transports")
         ok, (ping,) = ami_call(second.settings, second.ami_secret, [{"Action": "Ping"}])
         assert ok and ping.success
         # each instance has its own secret: the first one's does not open the second

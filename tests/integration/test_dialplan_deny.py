@@ -6,7 +6,6 @@ import concurrent.futures
 import re
 import socket
 import threading
-import time
 
 import pytest
 

@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 import sqlalchemy as sa
 
-from provisioning import certs
 from provisioning.apply import RELOADS
-from tawasul.models import AuditEntry, Centre, Device, DeviceKind
+from tawasul.models import AuditEntry, Centre, Device
 from tawasul.vault import Vault
 
 pytestmark = pytest.mark.integration
@@ -100,7 +98,7 @@ def test_centre_endpoint_is_tls_srtp_with_its_acl(provisioned_asterisk):
 
 def test_tls_transport_is_up(provisioned_asterisk):
     out = provisioned_asterisk.runtime.cli("pjsip show transports")
-    assert "transport-tls" in out and "127.0.0.1:15061" in out
+    assert "transport-tls" in out and f"127.0.0.1:{provisioned_asterisk.settings.sip_tls_port}" in out
 
 
 def test_no_plain_secret_in_any_rendered_file(provisioned_asterisk):

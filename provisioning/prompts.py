@@ -1,0 +1,173 @@
+"""Arabic and English voice prompts, generated at set-up from text kept in the repo.
+
+Text: `provisioning/prompts/<lang>.toml` (`[prompts]` name -> sentence, `[digits]` 0-9).
+Sound: `espeak-ng -v <lang>` speaks it, `sox` makes it Asterisk-ready (8 kHz, mono, 16 bit).
+No Arabic sound pack is packaged for Asterisk, so Arabic digits are made here too.
+
+Where the files go: `generate_prompts(target_dir)` writes
+
+    <target_dir>/<lang>/tawasul/<name>.wav          e.g. sounds/ar/tawasul/no-appointment.wav
+    <target_dir>/<lang>/tawasul/digits/<N>.wav      N = 0..9
+
+where `target_dir` is the host path of Asterisk's `<datadir>/sounds`
+(`runtime.host_path(runtime.layout().datadir) / "sounds"`). Asterisk finds `tawasul/<name>` under
+the channel's language, and `ar/tawasul/<name>` whatever the channel's language (a sound name
+with a language folder in it is also looked up without any language prefix).
+
+Naming scheme (see `prompt_sequence`): the dialplan plays a prompt in both languages, the
+centre's `prompt_language` first: `Playback(ar/tawasul/too-early&en/tawasul/too-early)`.
+Names are the AGI reasons with `-` for `_` (`REASON_PROMPTS` maps them; `error` ->
+`service-unavailable`). `tawasul/enter-code` and `tawasul/code-retry` are the names agi/variables.py
+already plays with GET DATA (under the channel's language).
+
+Idempotent and fast: a manifest (`<target_dir>/.tawasul-prompts.json`) keeps a hash of what
+made each file (text, voice, tool options); an unchanged prompt is not spoken again; the rest
+are made in parallel. Files are written atomically, so Asterisk never plays half a file.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tomllib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TEXT_DIR = Path(__file__).resolve().parent / "prompts"
+LANGUAGES = ("ar", "en")          # every language made; the default order of playback
+DEFAULT_FIRST = "ar"
+FOLDER = "tawasul"
+MANIFEST = ".tawasul-prompts.json"
+VOICES = {"ar": "ar", "en": "en"}
+ESPEAK_OPTIONS = ("-s", "150")    # words per minute
+SOX_OPTIONS = ("-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer")
+GENERATOR_VERSION = "1"
+
+# Every prompt the dialplan may play. Keep in step with the .toml files (a test checks).
+PROMPTS = (
+    "welcome", "enter-code", "code-retry", "please-wait", "your-position", "session-ending",
+    "no-appointment", "too-early", "too-late", "wrong-centre", "outside-hours",
+    "governor-unavailable", "bad-code", "unknown-device", "service-unavailable",
+    "leave-message", "goodbye",
+)
+# AGI deny/wait reason (agi/variables.py) -> prompt name.
+REASON_PROMPTS = {
+    "no_appointment": "no-appointment",
+    "too_early": "too-early",
+    "too_late": "too-late",
+    "wrong_centre": "wrong-centre",
+    "outside_hours": "outside-hours",
+    "governor_unavailable": "governor-unavailable",
+    "governor_busy": "please-wait",
+    "bad_code": "bad-code",
+    "unknown_device": "unknown-device",
+    "error": "service-unavailable",
+}
+
+
+class PromptError(RuntimeError):
+    """Prompts could not be made (a tool is missing or failed)."""
+
+
+@dataclass
+class PromptReport:
+    generated: list[str] = field(default_factory=list)   # relative paths made this run
+    unchanged: list[str] = field(default_factory=list)   # relative paths already up to date
+
+    def __str__(self) -> str:
+        return f"{len(self.generated)} prompts generated, {len(self.unchanged)} unchanged"
+
+
+def load_texts(language: str) -> dict[str, str]:
+    """relative sound name (`tawasul/<name>`, `tawasul/digits/<N>`) -> sentence."""
+    data = tomllib.loads((TEXT_DIR / f"{language}.toml").read_text(encoding="utf-8"))
+    texts = {f"{FOLDER}/{name}": text for name, text in data.get("prompts", {}).items()}
+    texts.update({f"{FOLDER}/digits/{digit}": text for digit, text in data.get("digits", {}).items()})
+    return texts
+
+
+def prompt_order(first_language: str | None) -> list[str]:
+    """The languages in playback order: the centre's first, then the others."""
+    first = first_language if first_language in LANGUAGES else DEFAULT_FIRST
+    return [first, *[lang for lang in LANGUAGES if lang != first]]
+
+
+def prompt_sequence(name: str, first_language: str | None = DEFAULT_FIRST) -> list[str]:
+    """Sound names to play, in order, for prompt `name` (or an AGI reason such as `too_early`):
+    `prompt_sequence("too_early", "en") == ["en/tawasul/too-early", "ar/tawasul/too-early"]`."""
+    name = REASON_PROMPTS.get(name, name)
+    if name not in PROMPTS and not name.startswith("digits/"):
+        raise ValueError(f"unknown prompt {name!r}")
+    return [f"{lang}/{FOLDER}/{name}" for lang in prompt_order(first_language)]
+
+
+def playback_argument(name: str, first_language: str | None = DEFAULT_FIRST) -> str:
+    """The same as one Playback()/Background() argument: `ar/tawasul/x&en/tawasul/x`."""
+    return "&".join(prompt_sequence(name, first_language))
+
+
+def _tools() -> tuple[str, str]:
+    espeak, sox = shutil.which("espeak-ng"), shutil.which("sox")
+    if not espeak or not sox:
+        raise PromptError("espeak-ng and sox are needed to make the prompts (apt-get install espeak-ng sox)")
+    return espeak, sox
+
+
+def _recipe(language: str, text: str) -> str:
+    material = json.dumps([GENERATOR_VERSION, VOICES[language], ESPEAK_OPTIONS, SOX_OPTIONS, text],
+                          ensure_ascii=False)
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def _speak(espeak: str, sox: str, language: str, text: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.wav")
+    spoken = subprocess.run([espeak, "-v", VOICES[language], *ESPEAK_OPTIONS, "--stdout", text],
+                            capture_output=True, timeout=60, check=False)
+    if spoken.returncode != 0 or not spoken.stdout:
+        raise PromptError(f"espeak-ng failed for {path.name}: {spoken.stderr.decode(errors='replace').strip()}")
+    converted = subprocess.run([sox, "-t", "wav", "-", *SOX_OPTIONS, str(tmp)], input=spoken.stdout,
+                               capture_output=True, timeout=60, check=False)
+    if converted.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise PromptError(f"sox failed for {path.name}: {converted.stderr.decode(errors='replace').strip()}")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def generate_prompts(target_dir: Path, languages: tuple[str, ...] = LANGUAGES) -> PromptReport:
+    """Make every prompt of every language under `target_dir` (Asterisk's sounds folder, host path).
+    Skips prompts whose text and recipe are unchanged; returns what was made."""
+    target_dir = Path(target_dir)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    manifest_path = target_dir / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = {}
+    report = PromptReport()
+    todo = []
+    for language in languages:
+        for name, text in sorted(load_texts(language).items()):
+            rel = f"{language}/{name}.wav"
+            recipe = _recipe(language, text)
+            if manifest.get(rel) == recipe and (target_dir / rel).is_file():
+                report.unchanged.append(rel)
+            else:
+                todo.append((language, text, rel, recipe))
+    if todo:
+        espeak, sox = _tools()
+        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+            futures = [(rel, recipe, pool.submit(_speak, espeak, sox, language, text, target_dir / rel))
+                       for language, text, rel, recipe in todo]
+            for rel, recipe, future in futures:
+                future.result()
+                manifest[rel] = recipe
+                report.generated.append(rel)
+        tmp = manifest_path.with_name(f".{MANIFEST}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(tmp, manifest_path)
+    return report

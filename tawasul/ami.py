@@ -1,0 +1,130 @@
+"""The one AMI client (panoramisk) that provisioning, the call services and the web console share.
+
+- logs in and waits for the login to be accepted (panoramisk sends it from a callback);
+- reconnects by itself; after each login it tells subscribers to resynchronise (`TawasulResync`);
+- never blocks in an event handler: events go to bounded per-subscriber queues (oldest dropped);
+- every action has a timeout, and a timed-out action is forgotten (no pending-action leak).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from panoramisk import Manager
+from panoramisk.message import Message
+
+log = logging.getLogger(__name__)
+
+RESYNC = "TawasulResync"
+
+
+class AmiUnavailable(ConnectionError):
+    """Asterisk's manager interface cannot be reached or refused the login."""
+
+
+class AmiClient:
+    def __init__(self, host: str, port: int, username: str, secret: str, *,
+                 action_timeout: float = 10, reconnect_seconds: int = 1):
+        self.action_timeout = action_timeout
+        self._config = dict(host=host, port=port, username=username, secret=secret,
+                            ping_delay=10, reconnect_timeout=reconnect_seconds, events="on")
+        self._manager: Manager | None = None
+        self._logged_in = asyncio.Event()
+        self._subscribers: list[asyncio.Queue] = []
+        self.dropped_events = 0
+
+    @classmethod
+    def for_settings(cls, settings, secret: str, **kwargs) -> "AmiClient":
+        return cls(settings.ami_host, settings.ami_port, settings.ami_user, secret, **kwargs)
+
+    @property
+    def connected(self) -> bool:
+        return self._logged_in.is_set()
+
+    @property
+    def pending_actions(self) -> int:
+        protocol = getattr(self._manager, "protocol", None)
+        return len(getattr(protocol, "responses", {}) or {})
+
+    async def connect(self, timeout: float = 10) -> None:
+        loop = asyncio.get_running_loop()
+        self._manager = Manager(loop=loop, on_login=self._on_login, on_disconnect=self._on_disconnect,
+                                **self._config)
+        self._manager.register_event("*", self._on_event)
+        self._manager.connect()
+        try:
+            await asyncio.wait_for(self._logged_in.wait(), timeout)
+        except asyncio.TimeoutError:
+            self.close()
+            raise AmiUnavailable(
+                f"no AMI login at {self._config['host']}:{self._config['port']} within {timeout:.0f} s "
+                "(Asterisk down, or wrong user or secret)") from None
+
+    def close(self) -> None:
+        if self._manager is not None:
+            self._manager.callbacks.clear()
+            self._manager.connection_lost = lambda exc: None  # closing on purpose: no reconnect
+            self._manager.close()
+            self._manager = None
+        self._logged_in.clear()
+
+    async def action(self, action: dict, timeout: float | None = None) -> Message | list[Message]:
+        """Send one action; its response (a list for actions that answer with events)."""
+        if not self.connected:
+            raise AmiUnavailable("not logged in to AMI")
+        future = self._manager.send_action(dict(action))
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout or self.action_timeout)
+        except asyncio.TimeoutError:
+            self._forget(future)
+            raise AmiUnavailable(f"AMI action {action.get('Action')} had no answer in time") from None
+
+    def _forget(self, future) -> None:
+        responses = getattr(getattr(self._manager, "protocol", None), "responses", None) or {}
+        for key in [k for k, pending in responses.items() if getattr(pending, "future", pending) is future]:
+            responses.pop(key, None)
+        future.cancel()
+
+    def subscribe(self, maxsize: int = 10000) -> asyncio.Queue:
+        """A queue of every event from now on (and a RESYNC marker after each reconnect)."""
+        queue: asyncio.Queue = asyncio.Queue(maxsize)
+        self._subscribers.append(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue) -> None:
+        if queue in self._subscribers:
+            self._subscribers.remove(queue)
+
+    def _publish(self, event) -> None:
+        for queue in self._subscribers:
+            if queue.full():
+                queue.get_nowait()
+                self.dropped_events += 1
+            queue.put_nowait(event)
+
+    def _on_event(self, _manager, event) -> None:
+        self._publish(event)
+
+    def _on_login(self, _manager) -> None:
+        self._logged_in.set()
+        self._publish(Message({"Event": RESYNC}))
+
+    def _on_disconnect(self, _manager, exc) -> None:
+        self._logged_in.clear()
+        log.warning("AMI connection lost (%s); reconnecting", exc or "closed")
+
+
+async def run_actions(settings, secret: str, actions: Iterable[dict], timeout: float = 10) -> list:
+    """Log in, send `actions` one after another, log out: for short-lived commands."""
+    client = AmiClient.for_settings(settings, secret, action_timeout=timeout)
+    await client.connect(timeout)
+    try:
+        return [await client.action(action) for action in actions]
+    finally:
+        client.close()
+
+
+def succeeded(response) -> bool:
+    first = response[0] if isinstance(response, list) else response
+    return str(first.get("Response", "")).lower() == "success"

@@ -1,0 +1,87 @@
+"""The shared AMI client against a real Asterisk: login, refusal, timeouts that leak nothing,
+reconnect with a resync marker after Asterisk restarts."""
+import asyncio
+
+import pytest
+
+from provisioning import runtime as asterisk_runtime
+from tawasul.ami import RESYNC, AmiClient, AmiUnavailable, run_actions, succeeded
+from tests.asterisk_fixture import make_settings
+from tests.live import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+
+def test_actions_answer_and_a_wrong_secret_is_refused(asterisk):
+    async def scenario():
+        [settings_reply] = await run_actions(asterisk.settings, asterisk.ami_secret, [{"Action": "CoreSettings"}])
+        assert succeeded(settings_reply) and settings_reply["AsteriskVersion"].split(".")[0] >= "20"
+        with pytest.raises(AmiUnavailable, match="wrong user or secret"):
+            await run_actions(asterisk.settings, "not-the-secret", [{"Action": "Ping"}], timeout=2)
+    asyncio.run(scenario())
+
+
+def test_a_timed_out_action_is_forgotten(asterisk):
+    async def scenario():
+        client = AmiClient.for_settings(asterisk.settings, asterisk.ami_secret)
+        await client.connect()
+        try:
+            with pytest.raises(AmiUnavailable, match="no answer in time"):
+                await client.action({"Action": "WaitEvent", "Timeout": "5"}, timeout=0.2)
+            assert client.pending_actions == 0
+            assert succeeded(await client.action({"Action": "Ping"}))
+        finally:
+            client.close()
+    asyncio.run(scenario())
+
+
+def test_the_client_reconnects_and_asks_for_a_resync_after_asterisk_restarts(tmp_path):
+    settings = make_settings(tmp_path / "var", ami_port=free_port(), sip_udp_port=free_port(),
+                             sip_tls_port=free_port(), rtp_start=32000, rtp_end=32099)
+    runtime = asterisk_runtime.ensure_installed(settings)
+    runtime.start()
+
+    async def scenario():
+        client = AmiClient.for_settings(settings, runtime.ami_secret, reconnect_seconds=1)
+        await client.connect()
+        events = client.subscribe(maxsize=100000)
+        try:
+            await asyncio.to_thread(runtime.stop)
+            await asyncio.sleep(0.5)
+            assert not client.connected
+            with pytest.raises(AmiUnavailable):
+                await client.action({"Action": "Ping"})
+            await asyncio.to_thread(runtime.start)
+            for _ in range(100):
+                if client.connected:
+                    break
+                await asyncio.sleep(0.1)
+            assert client.connected
+            assert succeeded(await client.action({"Action": "Ping"}))
+            seen = []
+            while not events.empty():
+                seen.append(events.get_nowait().get("Event"))
+            assert RESYNC in seen
+        finally:
+            client.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        runtime.stop()
+        runtime.destroy()
+
+
+def test_a_slow_subscriber_loses_the_oldest_events_not_the_client(asterisk):
+    async def scenario():
+        client = AmiClient.for_settings(asterisk.settings, asterisk.ami_secret)
+        await client.connect()
+        slow = client.subscribe(maxsize=3)
+        try:
+            for _ in range(10):
+                await client.action({"Action": "Reload", "Module": "pbx_config"})  # each emits a Reload event
+            await asyncio.sleep(0.3)
+            assert slow.qsize() == 3 and client.dropped_events >= 7
+        finally:
+            client.close()
+    asyncio.run(scenario())
