@@ -4,13 +4,13 @@ Text: `provisioning/prompts/<lang>.toml` (`[prompts]` name -> sentence, `[digits
 Sound: `espeak-ng -v <lang>` speaks it, `sox` makes it Asterisk-ready (8 kHz, mono, 16 bit).
 No Arabic sound pack is packaged for Asterisk, so Arabic digits are made here too.
 
-Where the files go: `generate_prompts(target_dir)` writes
+Where the files go: `generate_prompts(target_dir)` (or a function per language, see there) writes
 
     <target_dir>/<lang>/tawasul/<name>.wav          e.g. sounds/ar/tawasul/no-appointment.wav
     <target_dir>/<lang>/tawasul/digits/<N>.wav      N = 0..9
 
 where `target_dir` is the host path of Asterisk's `<datadir>/sounds`
-(`runtime.host_path(runtime.layout().datadir) / "sounds"`). Asterisk finds `tawasul/<name>` under
+(under a root filesystem, `Runtime.sounds_dir` gives each language's folder). Asterisk finds `tawasul/<name>` under
 the channel's language, and `ar/tawasul/<name>` whatever the channel's language (a sound name
 with a language folder in it is also looked up without any language prefix).
 
@@ -20,7 +20,7 @@ Names are the AGI reasons with `-` for `_` (`REASON_PROMPTS` maps them; `error` 
 `service-unavailable`). `tawasul/enter-code` and `tawasul/code-retry` are the names agi/variables.py
 already plays with GET DATA (under the channel's language).
 
-Idempotent and fast: a manifest (`<target_dir>/.tawasul-prompts.json`) keeps a hash of what
+Idempotent and fast: a manifest per language folder (`.tawasul-prompts.json`) keeps a hash of what
 made each file (text, voice, tool options); an unchanged prompt is not spoken again; the rest
 are made in parallel. Files are written atomically, so Asterisk never plays half a file.
 """
@@ -34,6 +34,7 @@ import subprocess
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 TEXT_DIR = Path(__file__).resolve().parent / "prompts"
@@ -138,35 +139,41 @@ def _speak(espeak: str, sox: str, language: str, text: str, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def generate_prompts(target_dir: Path, languages: tuple[str, ...] = LANGUAGES) -> PromptReport:
-    """Make every prompt of every language under `target_dir` (Asterisk's sounds folder, host path).
-    Skips prompts whose text and recipe are unchanged; returns what was made."""
-    target_dir = Path(target_dir)
-    target_dir.mkdir(parents=True, exist_ok=True)
-    manifest_path = target_dir / MANIFEST
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        manifest = {}
+def generate_prompts(target: Path | Callable[[str], Path], languages: tuple[str, ...] = LANGUAGES) -> PromptReport:
+    """Make every prompt of every language; skip those whose text and recipe are unchanged.
+
+    `target` is Asterisk's sounds folder (host path; prompts go to `<target>/<lang>/tawasul/`), or a
+    function giving each language's own folder (for a root filesystem whose language folders are
+    symbolic links that only resolve inside it: `Runtime.sounds_dir`)."""
+    language_dir = target if callable(target) else (lambda language: Path(target) / language)
     report = PromptReport()
-    todo = []
+    espeak = sox = None
     for language in languages:
+        folder = Path(language_dir(language))
+        folder.mkdir(parents=True, exist_ok=True)
+        manifest_path = folder / MANIFEST
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            manifest = {}
+        todo = []
         for name, text in sorted(load_texts(language).items()):
-            rel = f"{language}/{name}.wav"
-            recipe = _recipe(language, text)
-            if manifest.get(rel) == recipe and (target_dir / rel).is_file():
-                report.unchanged.append(rel)
+            rel, recipe = f"{name}.wav", _recipe(language, text)
+            if manifest.get(rel) == recipe and (folder / rel).is_file():
+                report.unchanged.append(f"{language}/{rel}")
             else:
-                todo.append((language, text, rel, recipe))
-    if todo:
-        espeak, sox = _tools()
+                todo.append((text, rel, recipe))
+        if not todo:
+            continue
+        if espeak is None:
+            espeak, sox = _tools()
         with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
-            futures = [(rel, recipe, pool.submit(_speak, espeak, sox, language, text, target_dir / rel))
-                       for language, text, rel, recipe in todo]
+            futures = [(rel, recipe, pool.submit(_speak, espeak, sox, language, text, folder / rel))
+                       for text, rel, recipe in todo]
             for rel, recipe, future in futures:
                 future.result()
                 manifest[rel] = recipe
-                report.generated.append(rel)
+                report.generated.append(f"{language}/{rel}")
         tmp = manifest_path.with_name(f".{MANIFEST}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
         os.replace(tmp, manifest_path)

@@ -52,7 +52,6 @@ MARKER_NAME = "sid-root.ready"  # written last: a root without it is half-built 
 LOCK_NAME = "install.lock"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 INSTANCE_BASE = PurePosixPath("/srv/tawasul")  # inside the root filesystem
-AMI_SECRET_NAME = "ami"  # tawasul.settings.generated_secret(settings, AMI_SECRET_NAME)
 # Deleted from the root filesystem after install, so not even `module load` can bring them back.
 FORBIDDEN_MODULES = (
     "chan_sip.so", "app_chanspy.so", "app_mixmonitor.so", "app_monitor.so", "app_system.so",
@@ -180,12 +179,40 @@ def _prune_modules(root: Path) -> None:
             (moddir / name).unlink(missing_ok=True)
 
 
+def _relink_sounds(root: Path) -> None:
+    """Make the root's absolute sound-folder symlinks relative: Debian's `sounds/en` points at
+    /etc/alternatives/asterisk-prompt-en, which resolves inside the root but not from the host,
+    where the prompts are written (generate_prompts then fails with FileExistsError). Cheap and
+    idempotent; a relative link resolves the same inside the root."""
+    sounds = root / "usr/share/asterisk/sounds"
+    if not sounds.is_dir():
+        return
+    for link in sounds.iterdir():
+        if not link.is_symlink() or not os.readlink(link).startswith("/"):
+            continue
+        inner = PurePosixPath(os.readlink(link))
+        for _ in range(10):  # follow the chain as the root sees it
+            host = root / inner.relative_to("/")
+            if not host.is_symlink():
+                break
+            step = os.readlink(host)
+            inner = PurePosixPath(step) if step.startswith("/") else inner.parent / step
+        host = root / inner.relative_to("/")
+        if not host.is_dir():
+            continue  # e.g. recordings -> /var/lib/asterisk/sounds/custom before it exists
+        tmp = link.with_name(f".{link.name}.{os.getpid()}.lnk")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(os.path.relpath(host, link.parent), target_is_directory=True)
+        os.replace(tmp, link)
+
+
 def ensure_root(cache: Path) -> Path:
     """The Asterisk root filesystem in `cache`, built on first use. Safe to run twice at once."""
     cache = Path(cache).resolve()
     root, marker = cache / ROOT_NAME, cache / MARKER_NAME
     if marker.is_file():
         _prune_modules(root)  # cheap; also covers modules added to the list after the install
+        _relink_sounds(root)
         return root
     cache.mkdir(parents=True, exist_ok=True)
     with open(cache / LOCK_NAME, "a+") as lock:
@@ -198,6 +225,7 @@ def ensure_root(cache: Path) -> Path:
             tmp = marker.with_suffix(".tmp")
             tmp.write_text(version + "\n")
             os.replace(tmp, marker)
+    _relink_sounds(root)
     return root
 
 
@@ -258,6 +286,31 @@ class Runtime:
         inner = PurePosixPath(inner)
         return self.root / inner.relative_to("/") if self.root else Path(inner)
 
+    def resolved_host_path(self, inner: str | PurePosixPath) -> Path:
+        """host_path(), following symbolic links as Asterisk would inside the root filesystem
+        (Debian links `sounds/en` to /etc/alternatives/..., which means nothing on the host)."""
+        if not self.root:
+            return Path(inner).resolve()
+        current = self.root
+        parts = list(PurePosixPath(inner).relative_to("/").parts)
+        for _ in range(64):  # a bound against link loops
+            if not parts:
+                return current
+            candidate = current / parts.pop(0)
+            if candidate.is_symlink():
+                target = PurePosixPath(os.readlink(candidate))
+                if target.is_absolute():
+                    current, parts = self.root, [*target.relative_to("/").parts, *parts]
+                else:
+                    parts = [*target.parts, *parts]
+            else:
+                current = candidate
+        raise AsteriskRuntimeError(f"too many symbolic links resolving {inner}")
+
+    def sounds_dir(self, language: str) -> Path:
+        """Host path of Asterisk's sound folder for a language (where prompts are installed)."""
+        return self.resolved_host_path(PurePosixPath(self.layout().datadir) / "sounds" / language)
+
     @property
     def log_dir(self) -> Path:
         return self.host_dir / "log"
@@ -315,9 +368,9 @@ class Runtime:
     @property
     def ami_secret(self) -> str:
         """The AMI secret kept in the state folder (made on first use)."""
-        from tawasul.settings import generated_secret
+        from tawasul.ami import secret
 
-        return generated_secret(self.settings, AMI_SECRET_NAME)
+        return secret(self.settings)
 
     def render(self, rows=None, ami_secret: str | None = None) -> dict[str, str]:
         """Every config file for this instance (the database's devices in `rows`, a

@@ -110,7 +110,7 @@ def prepare(settings: Settings):
     prepare_database(settings)
     runtime = asterisk_runtime.ensure_installed(settings)
     certs.ensure_certificates(settings)  # TLS is always on
-    prompts.generate_prompts(runtime.host_path(runtime.layout().datadir) / "sounds")
+    prompts.generate_prompts(runtime.sounds_dir)
     db = Database(settings.db_url)
     try:
         rows = load_rows(settings, db)
@@ -145,6 +145,7 @@ def up(settings: Settings) -> int:
         runtime.wait_booted(asterisk.process)
         agi = Service("FastAGI server", [*tawasul, "agi", "serve"], env, logs / "agi.log")
         services.append(agi)
+        services.append(Service("call watcher", [*tawasul, "calls", "watch"], env, logs / "calls.log"))
         web = Service("web app", [*tawasul, "web", "serve"], env, logs / "web.log")
         services.append(web)
         _wait_until(lambda: _port_open(settings.agi_host, settings.agi_port), agi, "FastAGI server")

@@ -14,9 +14,16 @@ from collections.abc import Iterable
 from panoramisk import Manager
 from panoramisk.message import Message
 
+from tawasul.settings import generated_secret
+
 log = logging.getLogger(__name__)
 
 RESYNC = "TawasulResync"
+
+
+def secret(settings) -> str:
+    """The AMI user's secret, generated once and kept in the state folder."""
+    return generated_secret(settings, "ami")
 
 
 class AmiUnavailable(ConnectionError):

@@ -156,6 +156,35 @@ def appointments_list(settings, day_text):
                        f"{a.status.value:10}  {a.citizen.name}")
 
 
+# --- calls ------------------------------------------------------------------------------------
+
+@main.group("calls")
+def calls_group():
+    """Call records."""
+
+
+@calls_group.command("watch")
+@click.pass_obj
+@guarded
+def calls_watch(settings: Settings):
+    """Record every call from Asterisk's events (runs until stopped)."""
+    import asyncio
+    import logging
+    import signal
+
+    from tawasul import ami, callwatch
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    async def run():
+        stop = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+        await callwatch.watch(settings, ami.secret(settings), stop)
+
+    asyncio.run(run())
+
+
 def _add_plugin_commands() -> None:
     """Commands of the other rooms (agi, web, provisioning), registered as entry points so that
     the core never imports them."""

@@ -104,7 +104,7 @@ def asterisk(tmp_path_factory):
     settings = make_settings(tmp_path_factory.mktemp("asterisk-state"))
     rt = asterisk_runtime.ensure_installed(settings)
     certs.ensure_certificates(settings)  # TLS on, as under `tawasul up`; no device until provisioned
-    prompts.generate_prompts(rt.host_path(rt.layout().datadir) / "sounds")
+    prompts.generate_prompts(rt.sounds_dir)
     rt.start(timeout=60)
     try:
         yield rt

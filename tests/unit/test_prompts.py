@@ -9,9 +9,6 @@ import pytest
 
 from provisioning import prompts
 
-pytestmark = pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("sox")),
-                                reason="espeak-ng and sox are needed")
-
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):

@@ -1,0 +1,107 @@
+"""The call watcher: Asterisk's AMI events -> call records and appointment statuses (tawasul.calls).
+
+The dialplan reports route_call's decision (UserEvent TawasulDecision) and, from the centre
+channel's hangup handler, the end of the call (UserEvent TawasulHangup); Asterisk's own
+DialBegin/DialEnd events give ring and answer times. After every (re)connection the watcher
+asks Asterisk which calls are still up and ends the others, so a gap loses no record.
+Database work runs in a worker thread: the event loop never blocks.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+
+from tawasul import calls
+from tawasul.ami import RESYNC, AmiClient, AmiUnavailable
+from tawasul.db import Database
+
+log = logging.getLogger("tawasul.callwatch")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class CallWatcher:
+    def __init__(self, db: Database, client: AmiClient, clock=_now):
+        self.db, self.client, self.clock = db, client, clock
+        self.queue = client.subscribe()  # before connecting: the first login's resync is not missed
+
+    def handle(self, event) -> None:
+        """Apply one AMI event (synchronous: run it in a worker thread)."""
+        name = event.get("Event", "")
+        user_event = event.get("UserEvent", "")
+        linkedid = event.get("Linkedid", "")
+        at = self.clock()
+        with self.db.write() as session:
+            if name == "UserEvent" and user_event == "TawasulDecision":
+                appointment = event.get("Appointment", "")
+                calls.on_decision(session, linkedid=linkedid, channel=event.get("Channel", ""),
+                                  endpoint=event.get("Endpoint", ""), decision=event.get("Decision", ""),
+                                  reason=event.get("Reason", ""),
+                                  appointment_id=int(appointment) if appointment.isdigit() else None, at=at)
+            elif name == "UserEvent" and user_event == "TawasulHangup":
+                calls.on_hangup(session, linkedid=linkedid, at=at, source=event.get("Source", ""),
+                                channel=event.get("Channel", ""))
+            elif name == "DialBegin":
+                calls.on_ringing(session, linkedid=linkedid, peer_channel=event.get("DestChannel", ""), at=at)
+            elif name == "DialEnd" and event.get("DialStatus") == "ANSWER":
+                calls.on_answer(session, linkedid=linkedid, at=at)
+
+    def reconcile(self, live: set[str]) -> int:
+        with self.db.write() as session:
+            return calls.reconcile(session, live, self.clock())
+
+    async def live_linkedids(self) -> set[str]:
+        reply = await self.client.action({"Action": "CoreShowChannels"})
+        events = reply if isinstance(reply, list) else [reply]
+        return {e.get("Linkedid") for e in events if e.get("Event") == "CoreShowChannel"}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        queue = self.queue
+        try:
+            while not stop.is_set():
+                getter = asyncio.ensure_future(queue.get())
+                stopper = asyncio.ensure_future(stop.wait())
+                done, _pending = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                for task in (getter, stopper):
+                    if task not in done:
+                        task.cancel()
+                if getter not in done:
+                    break
+                await self._dispatch(getter.result())
+        finally:
+            self.client.unsubscribe(queue)
+
+    async def _dispatch(self, event) -> None:
+        try:
+            if event.get("Event") == RESYNC:
+                ended = await asyncio.to_thread(self.reconcile, await self.live_linkedids())
+                if ended:
+                    log.info("reconciled: %d call(s) ended while events were not seen", ended)
+            else:
+                await asyncio.to_thread(self.handle, event)
+        except AmiUnavailable as exc:
+            log.warning("could not reconcile yet: %s", exc)
+        except Exception:  # one bad event must not stop the watcher
+            log.exception("call event %s could not be recorded", event.get("Event"))
+
+
+async def watch(settings, secret: str, stop: asyncio.Event) -> None:
+    """Run until `stop` is set; keeps trying while Asterisk is away."""
+    db = Database(settings.db_url)
+    client = AmiClient.for_settings(settings, secret)
+    watcher = CallWatcher(db, client)
+    try:
+        while not stop.is_set():
+            try:
+                await client.connect()
+                break
+            except AmiUnavailable as exc:
+                log.warning("%s; retrying", exc)
+                await asyncio.sleep(2)
+        await watcher.run(stop)
+    finally:
+        client.close()
+        db.dispose()
