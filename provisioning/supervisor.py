@@ -145,7 +145,7 @@ def up(settings: Settings) -> int:
         runtime.wait_booted(asterisk.process)
         agi = Service("FastAGI server", [*tawasul, "agi", "serve"], env, logs / "agi.log")
         services.append(agi)
-        services.append(Service("call watcher", [*tawasul, "calls", "watch"], env, logs / "calls.log"))
+        services.append(Service("call watcher", [*tawasul, "call", "watch"], env, logs / "calls.log"))
         web = Service("web app", [*tawasul, "web", "serve"], env, logs / "web.log")
         services.append(web)
         _wait_until(lambda: _port_open(settings.agi_host, settings.agi_port), agi, "FastAGI server")

@@ -7,12 +7,13 @@ status only moves forward (booked -> checked_in -> waiting -> in_session -> comp
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from tawasul import audit
-from tawasul.models import Appointment, AppointmentStatus, Call, Device
+from tawasul.models import Appointment, AppointmentStatus, Call, Device, DeviceKind
 
 S = AppointmentStatus
 ORDER = [S.BOOKED, S.CHECKED_IN, S.WAITING, S.IN_SESSION, S.COMPLETED]
@@ -66,23 +67,23 @@ def on_answer(session: Session, *, linkedid: str, at: dt.datetime) -> None:
     _advance(session, call.appointment, S.IN_SESSION, "answered")
 
 
-def who_hung_up(call: Call, source: str, channel: str) -> str:
-    """From Asterisk's CHANNEL(hangupsource): the centre's channel, the governor's, or neither
-    (empty, or `dialplan/...`: the dialplan ended it: a refusal, the slot's end, a failure)."""
-    if source and source == call.peer_channel:
-        return "governor"
-    if source and source == (channel or call.channel):
-        return "citizen"
-    return "system"
+def who_hung_up(session: Session, source: str) -> str:
+    """From Asterisk's CHANNEL(hangupsource): a centre phone's channel (the citizen), the governor
+    desk's, or neither (empty, or `dialplan/...`: the dialplan ended it: a refusal, the slot's end)."""
+    match = re.match(r"^PJSIP/(.+)-[0-9a-f]{8}$", source or "")
+    device = match and session.scalars(sa.select(Device).where(Device.sip_user == match.group(1))).first()
+    if not device:
+        return "system"
+    return "governor" if device.kind is DeviceKind.GOVERNOR_DESK else "citizen"
 
 
 def on_hangup(session: Session, *, linkedid: str, at: dt.datetime, hangup_by: str | None = None,
-              source: str = "", channel: str = "", outcome: str = "") -> None:
+              source: str = "", outcome: str = "") -> None:
     """The call is over. `hangup_by` (citizen, governor or system) or the hangup source to derive it."""
     call = _call(session, linkedid)
     if call.end_at is not None:
         return
-    hangup_by = hangup_by or who_hung_up(call, source, channel)
+    hangup_by = hangup_by or who_hung_up(session, source)
     call.end_at = at
     call.hangup_by = hangup_by if hangup_by in HANGUP_BY else "system"
     call.outcome = outcome or ("answered" if call.answer_at else

@@ -42,8 +42,7 @@ class CallWatcher:
                                   reason=event.get("Reason", ""),
                                   appointment_id=int(appointment) if appointment.isdigit() else None, at=at)
             elif name == "UserEvent" and user_event == "TawasulHangup":
-                calls.on_hangup(session, linkedid=linkedid, at=at, source=event.get("Source", ""),
-                                channel=event.get("Channel", ""))
+                calls.on_hangup(session, linkedid=linkedid, at=at, source=event.get("Source", ""))
             elif name == "DialBegin":
                 calls.on_ringing(session, linkedid=linkedid, peer_channel=event.get("DestChannel", ""), at=at)
             elif name == "DialEnd" and event.get("DialStatus") == "ANSWER":

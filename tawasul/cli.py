@@ -156,17 +156,42 @@ def appointments_list(settings, day_text):
                        f"{a.status.value:10}  {a.citizen.name}")
 
 
-# --- calls ------------------------------------------------------------------------------------
+# --- call -------------------------------------------------------------------------------------
 
-@main.group("calls")
-def calls_group():
-    """Call records."""
+@main.group("call")
+def call_group():
+    """Calls: the governor's "connect next", and the call records."""
 
 
-@calls_group.command("watch")
+@call_group.command("next")
 @click.pass_obj
 @guarded
-def calls_watch(settings: Settings):
+def call_next(settings: Settings):
+    """Ring the governor's desk, then the centre of the next due, checked-in appointment."""
+    import asyncio
+
+    from tawasul import ami, governor_calls
+
+    db = database(settings)
+    with db.read() as session:
+        call = governor_calls.next_call(session, dt.datetime.now(dt.timezone.utc),
+                                        settings.early_minutes, settings.late_minutes)
+    try:
+        [reply] = asyncio.run(ami.run_actions(settings, ami.secret(settings),
+                                              [governor_calls.originate_action(call)]))
+    except ami.AmiUnavailable as exc:
+        fail(f"asterisk: {exc}", code=1)
+    if not ami.succeeded(reply):
+        fail(f"asterisk refused the call: {reply.get('Message', '')}", code=1)
+    with db.write() as session:
+        governor_calls.record_request(session, call, "cli")
+    click.echo(f"ringing the governor's desk, then {call.centre_endpoint} for {call.reference}")
+
+
+@call_group.command("watch")
+@click.pass_obj
+@guarded
+def call_watch(settings: Settings):
     """Record every call from Asterisk's events (runs until stopped)."""
     import asyncio
     import logging

@@ -104,6 +104,5 @@ def test_who_hung_up_comes_from_the_hangup_source(demo_db):
             calls.on_decision(session, linkedid=linkedid, channel="PJSIP/centre-bdr-1-00000001",
                               endpoint="centre-bdr-1", decision="connect", reason="ok", appointment_id=None, at=T0)
             calls.on_ringing(session, linkedid=linkedid, peer_channel="PJSIP/governor-desk-1-00000002", at=T0)
-            calls.on_hangup(session, linkedid=linkedid, at=later(9), source=source,
-                            channel="PJSIP/centre-bdr-1-00000001")
+            calls.on_hangup(session, linkedid=linkedid, at=later(9), source=source)
             assert session.scalars(sa.select(Call).where(Call.uniqueid == linkedid)).one().hangup_by == expected
