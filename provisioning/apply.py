@@ -10,8 +10,6 @@ validation failure writes nothing and reloads nothing. Every run is kept in the 
 """
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +17,7 @@ from pathlib import Path
 
 from provisioning.render import RenderError
 from provisioning.rows import Rows, load_rows
-from tawasul import audit
+from tawasul import ami, audit
 from tawasul.vault import Vault
 
 # In the order they are sent: the dialplan first, so no endpoint ever points at a missing context.
@@ -69,38 +67,10 @@ def plan(changed: list[str]) -> tuple[list[dict], list[str]]:
     return actions, sorted(names - reloadable)
 
 
-async def _ami(settings, secret: str, actions: list[dict], timeout: float) -> list[tuple[bool, str]]:
-    from panoramisk import Manager
-
-    loop = asyncio.get_running_loop()
-    manager = Manager(loop=loop, host=settings.ami_host, port=settings.ami_port, username=settings.ami_user,
-                      secret=secret, ping_delay=3600, reconnect_timeout=3600)
-    try:
-        await asyncio.wait_for(manager.connect(), timeout)
-        deadline = loop.time() + timeout
-        while getattr(manager, "authenticated_future", None) is None and not manager.authenticated:
-            await asyncio.sleep(0.01)  # panoramisk sends the login from a done-callback
-            if loop.time() > deadline:
-                raise TimeoutError("AMI login was not sent")
-        if manager.authenticated_future is not None:
-            await asyncio.wait_for(asyncio.shield(manager.authenticated_future), timeout)
-        while manager.authenticated_future is not None:
-            await asyncio.sleep(0.01)
-        if not manager.authenticated:
-            raise PermissionError("AMI login refused")
-        results = []
-        for action in actions:
-            response = await asyncio.wait_for(manager.send_action(dict(action)), timeout)
-            results.append((bool(response.success), str(response.get("Message", ""))))
-        return results
-    finally:
-        manager.close()
-
-
 def ami_sender(settings, secret: str, actions: list[dict], timeout: float = 15) -> list[tuple[bool, str]]:
-    """Send `actions` over one AMI login (on a thread of its own: safe inside a running event loop)."""
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, _ami(settings, secret, actions, timeout)).result()
+    """Send `actions` over one AMI login: (succeeded, message) for each."""
+    replies = ami.run_actions_blocking(settings, secret, actions, timeout)
+    return [(ami.succeeded(reply), str(reply.get("Message", ""))) for reply in replies]
 
 
 def _record(db, actor: str, result: ApplyResult) -> None:
@@ -134,7 +104,7 @@ def apply(settings, db, runtime, actor: str, sender: Sender | None = None) -> Ap
         if actions and runtime.is_running():
             try:
                 answers = (sender or ami_sender)(settings, runtime.ami_secret, actions)
-            except (OSError, TimeoutError, PermissionError, asyncio.TimeoutError) as exc:
+            except OSError as exc:  # AmiUnavailable: Asterisk down or the login refused
                 result.errors.append(f"AMI: {type(exc).__name__}: {exc}")
             else:
                 result.actions = actions

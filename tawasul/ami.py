@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 from collections.abc import Iterable
 
@@ -28,6 +29,18 @@ def secret(settings) -> str:
 
 class AmiUnavailable(ConnectionError):
     """Asterisk's manager interface cannot be reached or refused the login."""
+
+
+class _Manager(Manager):
+    """panoramisk's Manager, telling us when Asterisk refuses the login (it only reports success)."""
+
+    on_refused = staticmethod(lambda: None)
+
+    def login(self, future):
+        accepted = super().login(future)
+        if not accepted:
+            self.on_refused()
+        return accepted
 
 
 class AmiClient:
@@ -56,17 +69,22 @@ class AmiClient:
 
     async def connect(self, timeout: float = 10) -> None:
         loop = asyncio.get_running_loop()
-        self._manager = Manager(loop=loop, on_login=self._on_login, on_disconnect=self._on_disconnect,
-                                **self._config)
+        refused = asyncio.Event()
+        self._manager = _Manager(loop=loop, on_login=self._on_login, on_disconnect=self._on_disconnect,
+                                 **self._config)
+        self._manager.on_refused = refused.set
         self._manager.register_event("*", self._on_event)
         self._manager.connect()
-        try:
-            await asyncio.wait_for(self._logged_in.wait(), timeout)
-        except asyncio.TimeoutError:
+        waiters = [asyncio.ensure_future(self._logged_in.wait()), asyncio.ensure_future(refused.wait())]
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+        if not self._logged_in.is_set():
             self.close()
-            raise AmiUnavailable(
-                f"no AMI login at {self._config['host']}:{self._config['port']} within {timeout:.0f} s "
-                "(Asterisk down, or wrong user or secret)") from None
+            where = f"{self._config['host']}:{self._config['port']}"
+            if refused.is_set():
+                raise AmiUnavailable(f"AMI at {where} refused the login (wrong user or secret)")
+            raise AmiUnavailable(f"no AMI login at {where} within {timeout:.0f} s (is Asterisk running?)")
 
     def close(self) -> None:
         if self._manager is not None:
@@ -130,6 +148,13 @@ async def run_actions(settings, secret: str, actions: Iterable[dict], timeout: f
         return [await client.action(action) for action in actions]
     finally:
         client.close()
+
+
+def run_actions_blocking(settings, secret: str, actions: Iterable[dict], timeout: float = 10) -> list:
+    """run_actions() from synchronous code, on a thread of its own: safe even where an event loop
+    already runs on the caller's thread."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, run_actions(settings, secret, list(actions), timeout)).result()
 
 
 def succeeded(response) -> bool:

@@ -5,8 +5,6 @@ It runs on ports apart from the defaults, so a `make run` instance can run besid
 """
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import dataclasses
 import os
 from pathlib import Path
@@ -15,6 +13,7 @@ import pytest
 
 from provisioning import certs, prompts
 from provisioning import runtime as asterisk_runtime
+from tawasul import ami
 from tawasul.settings import Settings
 from tests.live import free_port
 
@@ -60,42 +59,13 @@ def assert_stopped_clean(rt: asterisk_runtime.Runtime) -> None:
         assert asterisk_runtime.mounts_under(rt.root) == [], "mounts left inside the Asterisk root"
 
 
-async def ami_session(settings: Settings, secret: str, actions: list[dict], timeout: float = 10):
-    """Log in to AMI with panoramisk, send `actions`; returns (logged_in, [responses])."""
-    from panoramisk import Manager
-
-    manager = Manager(
-        loop=asyncio.get_running_loop(), host=settings.ami_host, port=settings.ami_port,
-        username=settings.ami_user, secret=secret, ping_delay=3600, reconnect_timeout=3600,
-    )
-    try:
-        await asyncio.wait_for(manager.connect(), timeout)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while getattr(manager, "authenticated_future", None) is None and not manager.authenticated:
-            await asyncio.sleep(0.02)  # the login is sent from a done-callback
-            if loop.time() > deadline:
-                raise TimeoutError("no AMI login sent")
-        future = manager.authenticated_future
-        if future is not None:
-            await asyncio.wait_for(asyncio.shield(future), timeout)
-        while manager.authenticated_future is not None:
-            await asyncio.sleep(0.01)
-        if not manager.authenticated:
-            return False, []
-        responses = []
-        for action in actions:
-            responses.append(await asyncio.wait_for(manager.send_action(action), timeout))
-        return True, responses
-    finally:
-        manager.close()
-
-
 def ami_call(settings: Settings, secret: str, actions: list[dict], timeout: float = 10):
-    """ami_session() from synchronous code, on its own thread: safe even while another event
-    loop runs on this one (Playwright's sync API keeps one running)."""
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, ami_session(settings, secret, actions, timeout)).result()
+    """Log in to AMI (tawasul.ami), send `actions`: (logged_in, [responses]); safe while
+    another event loop runs on this thread (Playwright's sync API keeps one running)."""
+    try:
+        return True, ami.run_actions_blocking(settings, secret, actions, timeout)
+    except ami.AmiUnavailable:
+        return False, []
 
 
 @pytest.fixture(scope="session")
