@@ -10,12 +10,20 @@ from sqlalchemy.orm import Session
 from tawasul import audit, scheduling, validation
 from tawasul.models import (
     HOLDING_STATUSES, Appointment, AppointmentKind, AppointmentStatus, Centre, Citizen,
-    GovernorSchedule, LocationChoice, utcnow,
+    GovernorSchedule, LocationChoice, WaitlistEntry, WaitlistStatus, utcnow,
 )
 from tawasul.references import new_checkin_code, new_reference
 from tawasul.validation import InvalidInput
 
 ACTIVE = (AppointmentStatus.BOOKED, AppointmentStatus.CHECKED_IN, AppointmentStatus.WAITING)
+
+
+class InvalidInputs(InvalidInput):
+    """Several fields refused at once (so a form can show every error beside its field)."""
+
+    def __init__(self, errors: list[InvalidInput]):
+        super().__init__(errors[0].field, errors[0].message)
+        self.errors = errors
 
 
 class SlotTaken(InvalidInput):
@@ -37,9 +45,25 @@ def centre_by_code(session: Session, code: str) -> Centre:
     return centre
 
 
+def find_citizen(session: Session, national_id: str) -> Citizen | None:
+    """The citizen with this (valid) national ID or iqama, or None."""
+    national_id = validation.national_id(national_id)
+    return session.scalars(sa.select(Citizen).where(Citizen.national_id == national_id)).first()
+
+
 def find_or_register_citizen(session: Session, national_id: str, name: str, mobile: str,
-                             home_governorate_id: int | None = None) -> Citizen:
-    """The citizen with this ID (name and mobile refreshed), or a new one. Validates all three."""
+                             home_governorate_id: int | None = None, actor: str | None = None) -> Citizen:
+    """The citizen with this ID (name and mobile refreshed), or a new one. Validates all three.
+    With an `actor`, a registration or a change is written to the audit log (field names only)."""
+    errors = []
+    for check, value in ((validation.national_id, national_id), (validation.person_name, name),
+                         (validation.mobile, mobile)):
+        try:
+            check(value)
+        except InvalidInput as error:
+            errors.append(error)
+    if errors:
+        raise errors[0] if len(errors) == 1 else InvalidInputs(errors)
     national_id = validation.national_id(national_id)
     name = validation.person_name(name)
     mobile = validation.mobile(mobile)
@@ -48,10 +72,20 @@ def find_or_register_citizen(session: Session, national_id: str, name: str, mobi
         citizen = Citizen(national_id=national_id, name=name, mobile=mobile,
                           home_governorate_id=home_governorate_id)
         session.add(citizen)
+        changed = ["national_id", "name", "mobile"]
     else:
+        changed = [field for field, new in (("name", name), ("mobile", mobile)) if getattr(citizen, field) != new]
+        if home_governorate_id and home_governorate_id != citizen.home_governorate_id:
+            changed.append("home_governorate_id")
         citizen.name, citizen.mobile = name, mobile
         citizen.home_governorate_id = home_governorate_id or citizen.home_governorate_id
+        if not changed:
+            session.flush()
+            return citizen
     session.flush()
+    if actor:
+        audit.record(session, actor, "citizen.register" if "national_id" in changed else "citizen.update",
+                     citizen, fields=changed)
     return citizen
 
 
@@ -77,10 +111,66 @@ def _resolve_slot(session: Session, kind: AppointmentKind, at: dt.datetime, now:
         raise InvalidInput("at", "is in the past")
     taken = set(_holders(session, kind, start))
     free = [seat for seat in range(1, capacity + 1) if seat not in taken]
-    if not free:
+    if len(free) <= _offered(session, kind, start):  # seats offered to the waitlist are held for it
         raise SlotTaken("this slot is already booked" if capacity == 1
                         else "the governor's session on that day is full")
     return start, plan.slot_minutes, free
+
+
+def _offered(session: Session, kind: AppointmentKind, slot_start: dt.datetime) -> int:
+    return session.scalar(sa.select(sa.func.count(WaitlistEntry.id)).where(
+        WaitlistEntry.kind == kind, WaitlistEntry.offered_slot == slot_start,
+        WaitlistEntry.status == WaitlistStatus.OFFERED)) or 0
+
+
+def free_video_slots(session: Session, day: dt.date, now: dt.datetime | None = None) -> list[dt.datetime]:
+    """The governor's video slots (UTC) on a local day that are still to come and nobody holds."""
+    now = now or utcnow()
+    plan = schedule(session)
+    slots = [s for s in scheduling.video_slots(plan, day) if s + dt.timedelta(minutes=plan.slot_minutes) > now]
+    if not slots:
+        return []
+    held = set(session.scalars(sa.select(Appointment.slot_start).where(
+        Appointment.kind == AppointmentKind.VIDEO, Appointment.slot_start.in_(slots),
+        Appointment.status.in_(HOLDING_STATUSES))))
+    held |= set(session.scalars(sa.select(WaitlistEntry.offered_slot).where(
+        WaitlistEntry.kind == AppointmentKind.VIDEO, WaitlistEntry.offered_slot.in_(slots),
+        WaitlistEntry.status == WaitlistStatus.OFFERED)))
+    return [s for s in slots if s not in held]
+
+
+def in_person_seats(session: Session, day: dt.date, now: dt.datetime | None = None) -> tuple[dt.datetime, int] | None:
+    """(start, seats left) of the governor's daily session on a local day; None without a session
+    or once it has begun."""
+    now = now or utcnow()
+    plan = schedule(session)
+    start = scheduling.in_person_session(plan, day)
+    if start is None or start <= now:
+        return None
+    held = session.scalar(sa.select(sa.func.count(Appointment.id)).where(
+        Appointment.kind == AppointmentKind.IN_PERSON, Appointment.slot_start == start,
+        Appointment.status.in_(HOLDING_STATUSES))) or 0
+    return start, max(0, plan.in_person_capacity - held - _offered(session, AppointmentKind.IN_PERSON, start))
+
+
+def day_is_full(session: Session, kind: AppointmentKind, day: dt.date, now: dt.datetime | None = None) -> bool:
+    """A session day with nothing left to book (a day without a session is not "full")."""
+    plan = schedule(session)
+    if kind is AppointmentKind.VIDEO:
+        return bool(scheduling.video_slots(plan, day)) and not free_video_slots(session, day, now)
+    seats = in_person_seats(session, day, now)
+    return seats is not None and seats[1] == 0
+
+
+def session_days(session: Session, start: dt.date, count: int) -> list[dt.date]:
+    """The next `count` session days from `start` (holidays and days off skipped; a year at most)."""
+    plan = schedule(session)
+    days, day = [], start
+    while len(days) < count and day < start + dt.timedelta(days=366):
+        if scheduling.is_session_day(plan, day):
+            days.append(day)
+        day += dt.timedelta(days=1)
+    return days
 
 
 def book(session: Session, *, citizen: Citizen, kind: AppointmentKind, at: dt.datetime,
@@ -111,7 +201,9 @@ def book(session: Session, *, citizen: Citizen, kind: AppointmentKind, at: dt.da
     raise SlotTaken()
 
 
-def cancel(session: Session, appointment: Appointment, reason: str, actor: str) -> None:
+def cancel(session: Session, appointment: Appointment, reason: str, actor: str,
+           now: dt.datetime | None = None) -> None:
+    """Cancel with a reason; the freed slot is offered to the first citizen on that day's waitlist."""
     if appointment.status not in ACTIVE:
         raise InvalidInput("status", f"a {appointment.status.value} appointment cannot be cancelled")
     if not (reason or "").strip():
@@ -120,6 +212,8 @@ def cancel(session: Session, appointment: Appointment, reason: str, actor: str) 
     appointment.cancel_reason = reason.strip()[:300]
     session.flush()
     audit.record(session, actor, "appointment.cancel", appointment)
+    from tawasul import waitlist
+    waitlist.slot_freed(session, appointment.kind, appointment.slot_start, actor, now)
 
 
 def reschedule(session: Session, appointment: Appointment, at: dt.datetime, actor: str,
@@ -141,6 +235,9 @@ def reschedule(session: Session, appointment: Appointment, at: dt.datetime, acto
             continue
         audit.record(session, actor, "appointment.reschedule", appointment,
                      previous=previous.isoformat(), seat=seat)
+        if previous != slot_start:
+            from tawasul import waitlist
+            waitlist.slot_freed(session, appointment.kind, previous, actor, now)
         return appointment
     raise SlotTaken()
 

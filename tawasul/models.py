@@ -252,12 +252,17 @@ class Ticket(Base):
     appointment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("appointment.id"))
     department_id: Mapped[int | None] = mapped_column(sa.ForeignKey("department.id"))
     due_date: Mapped[dt.date | None]
+    # What a citizen filing without an account gave so they can track it (both optional).
+    contact_national_id: Mapped[str | None] = mapped_column(sa.String(10))
+    contact_mobile: Mapped[str | None] = mapped_column(sa.String(20))  # E.164
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     citizen: Mapped[Citizen | None] = relationship()
     department: Mapped[Department | None] = relationship()
     history: Mapped[list[TicketEvent]] = relationship(
         back_populates="ticket", order_by="TicketEvent.id", cascade="all, delete-orphan")
+    attachments: Mapped[list[Attachment]] = relationship(
+        back_populates="ticket", order_by="Attachment.id", cascade="all, delete-orphan")
 
 
 class TicketEvent(Base):
@@ -270,6 +275,20 @@ class TicketEvent(Base):
     note: Mapped[str] = mapped_column(sa.String(1000), default="")
     actor: Mapped[str] = mapped_column(sa.String(60), default="")
     ticket: Mapped[Ticket] = relationship(back_populates="history")
+
+
+class Attachment(Base):
+    """A file sent with a ticket, kept under `<state_dir>/attachments/<stored_name>` (a random name)."""
+
+    __tablename__ = "attachment"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket.id"), index=True)
+    stored_name: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    original_name: Mapped[str] = mapped_column(sa.String(200))
+    content_type: Mapped[str] = mapped_column(sa.String(40))
+    size: Mapped[int]
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ticket: Mapped[Ticket] = relationship(back_populates="attachments")
 
 
 class User(Base):
@@ -295,3 +314,45 @@ class AuditEntry(Base):
     entity: Mapped[str] = mapped_column(sa.String(40), default="")
     entity_id: Mapped[str] = mapped_column(sa.String(40), default="")
     detail: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+
+
+class OutboxMessage(Base):
+    """An SMS ready to send (no gateway yet): a sender picks the unsent ones and stamps `sent_at`."""
+
+    __tablename__ = "outbox_message"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    to: Mapped[str] = mapped_column(sa.String(20))  # E.164
+    body: Mapped[str] = mapped_column(sa.Text)
+    language: Mapped[str] = mapped_column(sa.String(8), default="ar")
+    appointment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("appointment.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
+    appointment: Mapped[Appointment | None] = relationship()
+
+
+class WaitlistStatus(str, enum.Enum):
+    WAITING = "waiting"      # the day was full when the citizen asked
+    OFFERED = "offered"      # a slot was freed and offered to them
+    BOOKED = "booked"        # they took the offered slot
+    CANCELLED = "cancelled"  # they gave up, or the offer lapsed
+
+
+class WaitlistEntry(Base):
+    """A citizen waiting for a freed slot on a full day (first come, first offered)."""
+
+    __tablename__ = "waitlist_entry"
+    __table_args__ = (sa.Index("ix_waitlist_day", "kind", "day", "status"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    citizen_id: Mapped[int] = mapped_column(sa.ForeignKey("citizen.id"))
+    kind: Mapped[AppointmentKind] = mapped_column(_enum(AppointmentKind))
+    day: Mapped[dt.date]  # local day
+    centre_id: Mapped[int | None] = mapped_column(sa.ForeignKey("centre.id"))
+    location_choice: Mapped[LocationChoice | None] = mapped_column(_enum(LocationChoice))
+    language: Mapped[str] = mapped_column(sa.String(8), default="ar")  # of the citizen's messages
+    status: Mapped[WaitlistStatus] = mapped_column(_enum(WaitlistStatus), default=WaitlistStatus.WAITING)
+    offered_slot: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    offered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    appointment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("appointment.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    citizen: Mapped[Citizen] = relationship()
+    centre: Mapped[Centre | None] = relationship()

@@ -31,7 +31,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=not settings.demo,
         REMEMBER_COOKIE_SECURE=not settings.demo,
-        MAX_CONTENT_LENGTH=5 * 1024 * 1024,
+        MAX_CONTENT_LENGTH=7 * 1024 * 1024,  # three 2 MB attachments and the form around them
         WTF_CSRF_TIME_LIMIT=8 * 3600,
     )
     app.config.update(test_config or {})
@@ -46,6 +46,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(home.bp)
     app.register_blueprint(desk.bp)
     app.register_blueprint(provisioning.bp)  # phones fetch their profiles (web/provisioning.py)
+    from web import booking
+    app.register_blueprint(booking.bp)  # staff booking (web/booking.py)
+    from web import followups, tickets, track
+    app.register_blueprint(tickets.bp)
+    app.register_blueprint(followups.bp)
+    app.register_blueprint(track.bp)
 
     @app.after_request
     def security_headers(response):

@@ -1,11 +1,11 @@
-"""The reception desk: the day's appointments."""
+"""The reception desk: the day's appointments (with check-in) and the day's waitlist offers."""
 from __future__ import annotations
 
 import datetime as dt
 
 from flask import Blueprint, abort, current_app, render_template, request
 
-from tawasul import booking, scheduling
+from tawasul import booking, scheduling, waitlist
 from tawasul.models import Role
 from web import db_of
 from web.auth import roles_required
@@ -26,4 +26,7 @@ def today():
             abort(400)
         appointments = booking.on_day(session, day)
         rows = [(a.slot_start.astimezone(zone), a, a.citizen.name, a.centre) for a in appointments]
-    return render_template("desk/today.html", day=day, rows=rows)
+        waiting = [(e, e.citizen.name, e.centre, e.offered_slot.astimezone(zone) if e.offered_slot else None)
+                   for e in waitlist.on_day(session, day)]
+    from web.booking import ActionForm  # the check-in and waitlist buttons post to the booking blueprint
+    return render_template("desk/today.html", day=day, rows=rows, waiting=waiting, action_form=ActionForm())

@@ -10,6 +10,15 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"]
 
 
+WEB_ACCOUNTS: dict[str, str] = {}  # the demo accounts' passwords on web_server
+
+
+@pytest.fixture(scope="session")
+def web_accounts(web_server) -> dict[str, str]:
+    """username -> password of the demo accounts on `web_server`."""
+    return WEB_ACCOUNTS
+
+
 @pytest.fixture(scope="session")
 def web_server(tmp_path_factory):
     """The real web app under gunicorn, on a free port, over a demo database."""
@@ -20,7 +29,7 @@ def web_server(tmp_path_factory):
     upgrade(settings.db_url)
     db = Database(settings.db_url)
     with db.write() as session:
-        demo.seed(session, settings)
+        WEB_ACCOUNTS.update(demo.seed(session, settings))
     db.dispose()
     port = free_port()
     env = {"TAWASUL_STATE_DIR": str(state), "TAWASUL_DEMO": "1", "TAWASUL_WEB_PORT": str(port)}
