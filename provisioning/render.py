@@ -92,6 +92,10 @@ DENY_REASONS = ("unknown_device", "outside_hours", "no_appointment", "too_early"
 RING_SECONDS = 30
 AGI_DEADLINE_SECONDS = 120  # the whole route_call exchange, booking-code prompts included
 UNIDENTIFIED_LIMITS = {"count": 5, "period": 10, "prune": 30}
+# Benchmarks only (settings.load_test, off by default): SIPp's endpoint, address and context.
+LOAD_ENDPOINT = "load"
+LOAD_ADDRESS = "127.0.0.2"
+LOAD_CONTEXT = "load-test"
 SIP_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 LANGUAGE = re.compile(r"^[a-z]{2}(_[A-Z]{2})?$")
 
@@ -176,6 +180,7 @@ def render_all(settings, rows: Rows, ami_secret: str, layout: Layout | None = No
         "prompt_unavailable": PROMPT_UNAVAILABLE,
         "deny_reasons": DENY_REASONS,
         "ring_seconds": RING_SECONDS,
+        "governor_caller_name": "تواصل - مكتب سمو أمير المنطقة",
         "agi_deadline": AGI_DEADLINE_SECONDS,
         "agi_address": f"{agi_host}:{settings.agi_port}",
         "s": settings,
@@ -185,6 +190,9 @@ def render_all(settings, rows: Rows, ami_secret: str, layout: Layout | None = No
         "instance_id": instance_id(settings.state_dir),
         "forbidden_modules": FORBIDDEN_MODULES,
         "tls_names": f"{TLS_CERT_NAME}, {TLS_KEY_NAME}",
+        "load_endpoint": LOAD_ENDPOINT,
+        "load_address": LOAD_ADDRESS,
+        "load_context": LOAD_CONTEXT,
     }
     env = _environment()
     return {name: env.get_template(name + ".j2").render(context) for name in BASE_FILES}

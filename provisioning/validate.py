@@ -5,6 +5,11 @@ template or row mistake would produce: unparseable lines, duplicate sections, un
 transport, auth, aor, context or endpoint references, empty values, plain-text passwords in
 pjsip.conf, endpoints without mandatory SRTP over TLS, forbidden or autoloaded modules, and an
 AMI that is not on loopback or may run CLI commands.
+
+One exception, for benchmarks only: with `load_test=True` (settings.load_test, off by default) the
+`load` endpoint may be anonymous and plain (no auth, UDP, no SRTP), and only if it is exactly the
+gated one: on the loopback UDP transport, matched by an identify on 127.0.0.2 alone, in the
+load-test context. Without the flag an anonymous endpoint is refused as always.
 """
 from __future__ import annotations
 
@@ -97,7 +102,23 @@ def _effective(sec: Section, templates: dict[str, Section]) -> dict[str, list[st
     return merged
 
 
-def _check_pjsip(sections: list[Section], contexts: set[str] | None, errors: list[str]) -> set[str]:
+def _check_load_endpoint(opts: dict, effective: dict, errors: list[str]) -> None:
+    """The gated benchmark endpoint: loopback UDP, identified by 127.0.0.2 only, load-test context."""
+    name = render.LOAD_ENDPOINT
+    transport = (opts.get("transport") or [""])[-1]
+    topts = effective.get((transport, "transport"), {})
+    if (topts.get("protocol") or [""])[-1] != "udp" or not (topts.get("bind") or [""])[-1].startswith("127.0.0.1:"):
+        errors.append(f"pjsip.conf: endpoint {name}: must use the UDP transport bound to 127.0.0.1")
+    if (opts.get("context") or [""])[-1] != render.LOAD_CONTEXT:
+        errors.append(f"pjsip.conf: endpoint {name}: context must be {render.LOAD_CONTEXT}")
+    matches = [m.strip() for (_n, kind), o in effective.items() if kind == "identify"
+               and (o.get("endpoint") or [""])[-1] == name for v in o.get("match", []) for m in v.split(",")]
+    if matches != [render.LOAD_ADDRESS]:
+        errors.append(f"pjsip.conf: endpoint {name}: must be identified by {render.LOAD_ADDRESS} only, not {matches}")
+
+
+def _check_pjsip(sections: list[Section], contexts: set[str] | None, errors: list[str],
+                 load_test: bool = False) -> set[str]:
     templates = {s.name: s for s in sections if s.is_template}
     objects: dict[tuple[str, str], Section] = {}
     effective = {}
@@ -125,7 +146,12 @@ def _check_pjsip(sections: list[Section], contexts: set[str] | None, errors: lis
         return [r.strip() for v in opts.get(key, []) for r in v.split(",") if r.strip()]
 
     for (name, kind), opts in effective.items():
+        if kind == "endpoint" and load_test and name == render.LOAD_ENDPOINT and not refs(opts, "auth"):
+            _check_load_endpoint(opts, effective, errors)  # the benchmark's gated anonymous endpoint
+            continue
         if kind == "endpoint":
+            if first(opts, "context") == render.LOAD_CONTEXT:
+                errors.append(f"pjsip.conf: endpoint {name}: only the load-test endpoint may use {render.LOAD_CONTEXT}")
             transport = first(opts, "transport")
             topts = effective.get((transport, "transport"))
             if topts is None:
@@ -206,8 +232,9 @@ def _check_manager(sections: list[Section], errors: list[str]) -> None:
                 errors.append(f"manager.conf: AMI user {sec.name} may write command/config/all")
 
 
-def validate(files: dict[str, str]) -> list[str]:
-    """Problems in a set of rendered files (filename -> text); empty when they may be written."""
+def validate(files: dict[str, str], load_test: bool = False) -> list[str]:
+    """Problems in a set of rendered files (filename -> text); empty when they may be written.
+    `load_test` (settings.load_test) admits the benchmark's gated `load` endpoint, and nothing else."""
     errors: list[str] = []
     parsed = {}
     for name, text in sorted(files.items()):
@@ -224,7 +251,7 @@ def validate(files: dict[str, str]) -> list[str]:
     if "extensions.conf" in parsed:
         contexts = {s.name for s in parsed["extensions.conf"]}
     if "pjsip.conf" in parsed:
-        endpoints = _check_pjsip(parsed["pjsip.conf"], contexts, errors)
+        endpoints = _check_pjsip(parsed["pjsip.conf"], contexts, errors, load_test)
     if "extensions.conf" in parsed:
         _check_extensions(parsed["extensions.conf"], endpoints, errors)
     if "modules.conf" in parsed:

@@ -45,6 +45,10 @@ class Settings:
     # Routing windows around a slot's start, in minutes.
     early_minutes: int = 10
     late_minutes: int = 15
+    # Benchmarks only: a `[load]` SIP endpoint on the loopback UDP transport, matched by source
+    # address 127.0.0.2, with no auth, and the `load-test` dialplan context (provisioning/render.py).
+    # Never turn it on in production.
+    load_test: bool = False
 
     @property
     def db_url(self) -> str:

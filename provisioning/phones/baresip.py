@@ -54,7 +54,10 @@ def account_line(profile: PhoneProfile) -> str:
         "regint=60",
         "mediaenc=srtp-mand",
         f"answermode={'auto' if profile.auto_answer else 'manual'}",
-        "audio_codecs=opus/48000/2,G722/16000/1,PCMU/8000/1,PCMA/8000/1",
+        # G.711 only: baresip 1.0 has no resampler, and its aufile source refuses a file whose rate
+        # and channels differ from the codec's ("input file must have sample-rate 48000 Hz"), which
+        # ends the call. The 8 kHz mono tone therefore fits PCMU/PCMA and nothing else.
+        "audio_codecs=PCMU/8000/1,PCMA/8000/1",
         "video_codecs=VP8,H264",
     ]
     for name, value in (("sip_user", profile.sip_user), ("password", profile.password)):

@@ -9,56 +9,61 @@ import threading
 
 import pytest
 
+from tawasul.ami import AmiClient
+from tests.phones import start_agi_server, stop_agi_server
+
 pytestmark = pytest.mark.integration
 
 
 async def _route_once(settings, secret, exten, timeout):
-    from panoramisk import Manager
-
+    """Originate the centre route on a Local channel; (seconds until the route had its decision,
+    what happened): "Decision(<decision>)" when the dialplan reports it, "Dial" for a DialBegin,
+    "Hangup(<cause>)" when the route's channel ends (after its spoken refusal)."""
+    client = AmiClient.for_settings(settings, secret)
+    await client.connect(timeout)
+    events = client.subscribe()
     loop = asyncio.get_running_loop()
-    manager = Manager(loop=loop, host=settings.ami_host, port=settings.ami_port, username=settings.ami_user,
-                      secret=secret, ping_delay=3600, reconnect_timeout=3600)
-    done: asyncio.Future = loop.create_future()
-    applications: list[str] = []
-
-    def on_event(_manager, event):
-        channel = event.get("Channel", "")
-        if not channel.startswith(f"Local/{exten}@from-centre") or not channel.endswith(";2"):
-            return
-        if event.get("Event") == "DialBegin":
-            applications.append("Dial")
-        elif event.get("Event") == "Hangup" and not done.done():
-            applications.append(f"Hangup({event.get('Cause')})")
-            done.set_result(loop.time())
-
-    manager.register_event("DialBegin", on_event)
-    manager.register_event("Hangup", on_event)
+    happened, decided_at = [], None
     try:
-        await asyncio.wait_for(manager.connect(), timeout)
-        while not manager.authenticated:
-            await asyncio.sleep(0.01)
         started = loop.time()
-        await manager.send_action({"Action": "Originate", "Channel": f"Local/{exten}@from-centre",
-                                   "Application": "Wait", "Data": "20", "Async": "true"})
-        ended = await asyncio.wait_for(done, timeout)
-        return ended - started, applications
+        await client.action({"Action": "Originate", "Channel": f"Local/{exten}@from-centre",
+                             "Application": "Wait", "Data": "20", "Async": "true"})
+        while True:
+            event = await asyncio.wait_for(events.get(), timeout + 20)
+            channel = event.get("Channel", "")
+            if not channel.startswith(f"Local/{exten}@from-centre") or not channel.endswith(";2"):
+                continue
+            if event.get("UserEvent") == "TawasulDecision":
+                decided_at = loop.time()
+                happened.append(f"Decision({event.get('Decision', '')})")
+            elif event.get("Event") == "DialBegin":
+                happened.append("Dial")
+            elif event.get("Event") == "Hangup":
+                happened.append(f"Hangup({event.get('Cause')})")
+                return (decided_at or loop.time()) - started, happened
     finally:
-        manager.close()
+        client.close()
 
 
 def route_once(runtime, exten="100", timeout=10.0) -> tuple[float, list[str]]:
-    """Run the centre route on a Local channel (AMI Originate): seconds until the route's channel
-    hung up, and what happened: "Dial" for a DialBegin, "Hangup(<cause>)" (the AMI user may not
-    read dialplan events, so no Newexten)."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, _route_once(runtime.settings, runtime.ami_secret, exten, timeout)).result()
 
 
-def assert_denied(applications):
-    assert applications == ["Hangup(21)"], applications  # Hangup(21): the deny branch, no Dial
+def assert_denied(happened):
+    # No decision, no Dial; the deny branch speaks its refusal and hangs up with cause 21.
+    assert happened == ["Decision()", "Hangup(21)"], happened
 
 
-def test_agi_server_down_denies_at_once(provisioned_asterisk):
+@pytest.fixture
+def agi_down(agi_server):
+    """The session's FastAGI server stopped for one test, then started again."""
+    stop_agi_server(agi_server)
+    yield
+    agi_server.proc = start_agi_server(agi_server.settings, agi_server.log_path).proc
+
+
+def test_agi_server_down_denies_at_once(provisioned_asterisk, agi_down):
     messages = provisioned_asterisk.runtime.log_dir / "messages"
     offset = messages.stat().st_size
     seconds, logged = route_once(provisioned_asterisk.runtime)
@@ -70,7 +75,7 @@ def test_agi_server_down_denies_at_once(provisioned_asterisk):
     assert_denied(logged)
 
 
-def test_agi_server_that_hangs_up_denies_at_once(provisioned_asterisk):
+def test_agi_server_that_hangs_up_denies_at_once(provisioned_asterisk, agi_down):
     settings = provisioned_asterisk.settings
     server = socket.create_server((settings.agi_host, settings.agi_port))
     stop = threading.Event()

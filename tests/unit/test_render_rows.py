@@ -131,8 +131,9 @@ def test_dialplan_acts_on_the_agi_decision_only(files):
     dials = [i for i, line in enumerate(lines) if "Dial(" in line]
     assert dials and all(i > connect for i in dials)
     assert "Dial(PJSIP/governor-desk-1,30)" in centre
-    secure = lines.index("n,Set(CHANNEL(secure_bridge_media)=1)")
-    assert connect < secure < dials[0] and "n,Set(CHANNEL(secure_bridge_signaling)=1)" in lines
+    secure = lines.index('n,GotoIf($["${CHANNEL(pjsip,secure)}" != "1"]?deny)')
+    assert connect < secure < dials[0]
+    assert "secure_bridge" not in "\n".join(lines)  # chan_pjsip refuses it: every Dial would fail
     assert f"Set(TIMEOUT(absolute)=${{{v.TAWASUL_SLOT_SECONDS}}})" in centre
     assert f"Set(CALLERID(name)=${{{v.TAWASUL_CALLER_NAME}}})" in centre
 
@@ -156,7 +157,8 @@ def test_centre_cannot_dial_anything_else(files):
 def test_no_governor_desk_means_connect_is_denied(settings, layout):
     rows = Rows(devices=tuple(d for d in ROWS.devices if d.kind != "governor_desk"), centres=ROWS.centres)
     files = render.render_all(settings, rows, "s", layout)
-    assert "Dial(" not in files["extensions.conf"]
+    from_centre = files["extensions.conf"].split("[from-centre]")[1].split("\n[")[0]
+    assert "Dial(" not in from_centre
     assert "n(connect),Goto(deny)" in files["extensions.conf"]
     assert validate(files) == []
 

@@ -69,7 +69,7 @@ def test_a_refused_render_writes_nothing(tmp_path, monkeypatch):
     certs.ensure_certificates(settings)
     rt = runtime.Runtime(settings, root=None, binary="/bin/false")
     monkeypatch.setattr(rt, "_packaged_dirs", lambda: {"moddir": "/m", "datadir": "/d", "agidir": "/a"})
-    monkeypatch.setattr(v, "validate", lambda files: ["pjsip.conf: broken on purpose"])
+    monkeypatch.setattr(v, "validate", lambda files, **_: ["pjsip.conf: broken on purpose"])
     with pytest.raises(render.RenderError, match="broken on purpose"):
         rt.render_and_write(rows=ROWS)
     assert not (rt.host_dir / "etc").exists() or list((rt.host_dir / "etc").iterdir()) == []
