@@ -6,7 +6,7 @@ from tawasul import demo
 from tawasul.db import Database, upgrade
 from tawasul.settings import Settings
 from tests.asterisk_fixture import asterisk, provisioned_asterisk  # noqa: F401  (fixtures)
-from tests.phones import agi_server  # noqa: F401  (session fixture: one FastAGI server for every module)
+from tests.phones import agi_server, module_phones, phones  # noqa: F401  (fixtures: one FastAGI server per session)
 from tests.postgres_fixture import postgres_server  # noqa: F401  (fixture)
 
 

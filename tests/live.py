@@ -1,6 +1,8 @@
 """Helpers to run Tawasul's real processes in tests: free ports, waiting for a port, a child process."""
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
 import signal
 import socket
@@ -9,6 +11,13 @@ import sys
 import time
 import urllib.request
 from contextlib import closing
+
+
+def run_async(coroutine):
+    """asyncio.run on a thread of its own: the browser tests keep an event loop running on the
+    main thread for the whole session, where asyncio.run would refuse to start."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def free_port() -> int:

@@ -7,7 +7,7 @@ import pytest
 from provisioning import runtime as asterisk_runtime
 from tawasul.ami import RESYNC, AmiClient, AmiUnavailable, run_actions, succeeded
 from tests.asterisk_fixture import make_settings
-from tests.live import free_port
+from tests.live import free_port, run_async
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -20,7 +20,7 @@ def test_actions_answer_and_a_wrong_secret_is_refused(asterisk):
         with pytest.raises(AmiUnavailable, match="refused the login"):
             await run_actions(asterisk.settings, "not-the-secret", [{"Action": "Ping"}], timeout=10)
         assert asyncio.get_running_loop().time() - started < 5  # told at once, not after the timeout
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_a_timed_out_action_is_forgotten(asterisk):
@@ -34,7 +34,7 @@ def test_a_timed_out_action_is_forgotten(asterisk):
             assert succeeded(await client.action({"Action": "Ping"}))
         finally:
             client.close()
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_the_client_reconnects_and_asks_for_a_resync_after_asterisk_restarts(tmp_path):
@@ -68,7 +68,7 @@ def test_the_client_reconnects_and_asks_for_a_resync_after_asterisk_restarts(tmp
             client.close()
 
     try:
-        asyncio.run(scenario())
+        run_async(scenario())
     finally:
         runtime.stop()
         runtime.destroy()
@@ -86,4 +86,4 @@ def test_a_slow_subscriber_loses_the_oldest_events_not_the_client(asterisk):
             assert slow.qsize() == 3 and client.dropped_events >= 7
         finally:
             client.close()
-    asyncio.run(scenario())
+    run_async(scenario())

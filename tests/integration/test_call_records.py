@@ -1,7 +1,6 @@
 """The call watcher against a real Asterisk: the dialplan's reports become one call record per call,
 and calls that ended while nobody watched are closed when the watcher (re)connects."""
 import asyncio
-import concurrent.futures
 import datetime as dt
 
 
@@ -12,14 +11,9 @@ from tawasul import calls
 from tawasul.ami import AmiClient, run_actions
 from tawasul.callwatch import CallWatcher
 from tawasul.models import Call
+from tests.live import run_async
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
-
-
-def in_thread(coroutine):
-    """asyncio.run on its own thread (the browser tests keep a loop running on this one)."""
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
 
 
 async def watching(provisioned, scenario):
@@ -59,7 +53,7 @@ def test_a_denied_call_gets_one_record_with_its_end(provisioned_asterisk):
             await asyncio.sleep(0.1)
         raise AssertionError("no call record")
 
-    [call] = in_thread(watching(provisioned_asterisk, scenario))
+    [call] = run_async(watching(provisioned_asterisk, scenario))
     assert call.outcome == "denied" and call.hangup_by == "system"  # the dialplan's Hangup()
     assert call.appointment_id is None and call.answer_at is None
     assert call.ring_at <= call.end_at
@@ -78,13 +72,13 @@ def test_calls_that_ended_unseen_are_closed_on_connect(provisioned_asterisk):
                 return
             await asyncio.sleep(0.1)
 
-    in_thread(watching(provisioned_asterisk, scenario))
+    run_async(watching(provisioned_asterisk, scenario))
     closed = calls_by_id(provisioned_asterisk.db, ["unseen.1"])["unseen.1"]
     assert closed.end_at is not None and closed.hangup_by == "system" and closed.outcome == "answered"
 
 
 def test_the_ami_user_cannot_spy(provisioned_asterisk):
     """Least privilege: no Command (so no `channel spy` or `mixmonitor` by CLI) for the app's AMI user."""
-    [reply] = in_thread(run_actions(provisioned_asterisk.settings, provisioned_asterisk.runtime.ami_secret,
+    [reply] = run_async(run_actions(provisioned_asterisk.settings, provisioned_asterisk.runtime.ami_secret,
                                     [{"Action": "Command", "Command": "core show channels"}]))
     assert reply.get("Response") == "Error" and "Permission denied" in reply.get("Message", "")

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from tawasul import booking, scheduling
 from tawasul.models import Appointment, AppointmentKind, AppointmentStatus, Device, GovernorSchedule
-from tests.phones import PhoneError, module_phones, phones  # noqa: F401  (fixtures)
+from tests.phones import PhoneError
 
 pytestmark = pytest.mark.integration
 
