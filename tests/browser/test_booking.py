@@ -9,6 +9,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
+from playwright.sync_api import expect
 
 from tawasul.validation import make_national_id
 
@@ -96,7 +97,7 @@ def test_book_in_person_end_to_end_in_english_on_a_phone(web_server, web_account
         day = next_sunday(4)
         page.get_by_label("Day", exact=True).fill(day.isoformat())
         page.get_by_role("button", name="Show free times").click()
-        assert "30 seats left" in page.locator("main").inner_text()
+        expect(page.locator("main")).to_contain_text("30 seats left")  # waits for the new page
         page.get_by_role("button", name="Confirm the booking").click()
         assert page.locator("h1").inner_text() == "Appointment confirmation"
         reference = page.locator("#reference").inner_text()
