@@ -48,6 +48,10 @@ def test_up_runs_everything_and_sigterm_leaves_nothing_behind(tmp_path):
             assert json.load(response) == {"status": "ok", "database": "ok"}
         assert "Asterisk 22" in runtime.cli("core show version") or "Asterisk 2" in runtime.cli("core show version")
         assert instance_pids(runtime)
+        # The demo phones' ready-to-run profiles are where the banner says.
+        assert f"phone profiles {state.resolve() / 'phones'}" in banner
+        for device in ("governor-desk-1", "centre-bdr-1"):
+            assert (state / "phones" / device / "accounts").stat().st_mode & 0o077 == 0
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
