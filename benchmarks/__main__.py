@@ -6,7 +6,7 @@ import importlib
 import os
 import sys
 
-BENCHMARKS = ["booking", "agi_routing", "provisioning"]
+BENCHMARKS = ["booking", "agi_routing", "provisioning", "web"]
 
 
 def main(names: list[str]) -> int:

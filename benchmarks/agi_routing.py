@@ -430,7 +430,7 @@ def main() -> None:
     print(f"  FastAGI server RSS: {rss_start:.1f} MB at start, {rss_idle:.1f} MB warm and idle, {rss:.1f} MB with "
           f"{held_sessions}/{sessions} sessions held in GET DATA; {rss_after_load:.1f} MB after the routed runs "
           f"(peak over the whole run, overload included: {peak_all:.1f} MB)")
-    print(f"  route_call decisions during the run: "
+    print("  route_call decisions during the run: "
           + ", ".join(f"{k} {n}" for k, n in mix.most_common()))
     checks = [
         (f"{rate}/s x {calls} calls through routing, no failure", routed_fixed.successful == calls),

@@ -4,7 +4,8 @@
 
 Only the files whose content changed are written (atomically), and only the modules that read
 them are reloaded, over AMI (panoramisk): pjsip.conf -> `ModuleLoad reload res_pjsip.so`,
-extensions.conf -> `Reload pbx_config` (dialplan reload). Asterisk is never restarted: a change
+extensions.conf -> `Reload pbx_config` (dialplan reload), queues.conf -> app_queue.so,
+musiconhold.conf -> res_musiconhold.so. Asterisk is never restarted: a change
 to another file (or to the TLS certificate) is reported in `restart_needed`. A render or
 validation failure writes nothing and reloads nothing. Every run is kept in the audit log.
 """
@@ -24,6 +25,9 @@ from tawasul.vault import Vault
 RELOADS = (
     ("extensions.conf", {"Action": "Reload", "Module": "pbx_config"}),
     ("pjsip.conf", {"Action": "ModuleLoad", "LoadType": "reload", "Module": "res_pjsip.so"}),
+    # The waiting line's members are the governor's desks (queues.conf): after their endpoints.
+    ("queues.conf", {"Action": "ModuleLoad", "LoadType": "reload", "Module": "app_queue.so"}),
+    ("musiconhold.conf", {"Action": "ModuleLoad", "LoadType": "reload", "Module": "res_musiconhold.so"}),
 )
 # Sends AMI actions, returns one (success, message) per action. Tests pass their own.
 Sender = Callable[[object, str, list[dict]], list[tuple[bool, str]]]

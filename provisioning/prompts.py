@@ -53,6 +53,10 @@ PROMPTS = (
     "no-appointment", "too-early", "too-late", "wrong-centre", "outside-hours",
     "governor-unavailable", "bad-code", "unknown-device", "service-unavailable",
     "leave-message", "goodbye",
+    # the refusal's message offer
+    "record-after-tone", "message-saved",
+    # the waiting line (app_queue's announcements, queues.conf)
+    "you-are-next", "you-are-number", "in-the-line", "more-than", "callers-ahead", "please-stay",
 )
 # AGI deny/wait reason (agi/variables.py) -> prompt name.
 REASON_PROMPTS = {
@@ -177,4 +181,76 @@ def generate_prompts(target: Path | Callable[[str], Path], languages: tuple[str,
         tmp = manifest_path.with_name(f".{MANIFEST}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
         os.replace(tmp, manifest_path)
+    for language in languages:
+        link_digits(Path(language_dir(language)))
     return report
+
+
+def link_digits(folder: Path) -> list[Path]:
+    """`<lang>/digits/N.wav` -> `../tawasul/digits/N.wav` where the language has no digits of its own.
+
+    app_queue says a caller's position with Asterisk's number sayer, which plays `digits/N` in the
+    channel's language. English has Asterisk's packaged digits (left alone); Arabic has none, so
+    Tawasul's own Arabic digits stand in (positions are announced up to 9). Returns links made."""
+    made = []
+    for digit in range(10):
+        own = folder / FOLDER / "digits" / f"{digit}.wav"
+        digits = folder / "digits"
+        if not own.is_file() or any(digits.glob(f"{digit}.*")):
+            continue
+        digits.mkdir(exist_ok=True)
+        link = digits / f"{digit}.wav"
+        link.symlink_to(Path("..") / FOLDER / "digits" / f"{digit}.wav")
+        made.append(link)
+    return made
+
+
+# --- Music on hold for the waiting line: calm chords made by sox, no recording of anyone --------
+
+MUSIC_FILE = "tawasul-calm.wav"
+# Slow chords (Hz), each held a few seconds with soft fades; quiet, so announcements stand out.
+MUSIC_CHORDS = ((220.0, 277.18, 329.63), (196.0, 246.94, 293.66), (174.61, 220.0, 261.63), (196.0, 246.94, 329.63))
+MUSIC_CHORD_SECONDS = 6
+
+
+def _music_recipe() -> str:
+    material = json.dumps([GENERATOR_VERSION, MUSIC_CHORDS, MUSIC_CHORD_SECONDS, SOX_OPTIONS])
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def generate_music(folder: Path) -> bool:
+    """Make the waiting line's music in `folder` (host path of `<instance_dir>/moh`, see
+    provisioning.render.MOH_FOLDER) unless it is already there from the same recipe. True if made."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    # the stamp beside the folder, not in it: every file in the folder is music to Asterisk
+    target, stamp = folder / MUSIC_FILE, folder.parent / f".{folder.name}.tawasul-music"
+    recipe = _music_recipe()
+    if target.is_file() and stamp.is_file() and stamp.read_text().strip() == recipe:
+        return False
+    sox = shutil.which("sox")
+    if not sox:
+        raise PromptError("sox is needed to make the waiting line's music (apt-get install sox)")
+    parts = []
+    try:
+        for index, chord in enumerate(MUSIC_CHORDS):
+            part = folder / f".chord{index}.{os.getpid()}.wav"
+            parts.append(part)
+            synth = [arg for hz in chord for arg in ("sine", f"{hz}")]
+            made = subprocess.run([sox, "-n", *SOX_OPTIONS, str(part), "synth", str(MUSIC_CHORD_SECONDS), *synth,
+                                   "fade", "q", "1.5", str(MUSIC_CHORD_SECONDS), "1.5", "vol", "0.15"],
+                                  capture_output=True, timeout=60, check=False)
+            if made.returncode != 0:
+                raise PromptError(f"sox failed making music: {made.stderr.decode(errors='replace').strip()}")
+        tmp = folder / f".{MUSIC_FILE}.{os.getpid()}.tmp.wav"
+        joined = subprocess.run([sox, *map(str, parts), *SOX_OPTIONS, str(tmp)], capture_output=True, timeout=60,
+                                check=False)
+        if joined.returncode != 0:
+            raise PromptError(f"sox failed joining music: {joined.stderr.decode(errors='replace').strip()}")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+        stamp.write_text(recipe + "\n")
+        return True
+    finally:
+        for part in parts:
+            part.unlink(missing_ok=True)

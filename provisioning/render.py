@@ -24,6 +24,7 @@ BASE_FILES = (
     "asterisk.conf", "modules.conf", "logger.conf", "manager.conf", "pjsip.conf",
     "extensions.conf", "rtp.conf", "cdr.conf", "cel.conf", "musiconhold.conf",
     "indications.conf", "features.conf", "ccss.conf", "acl.conf", "udptl.conf", "pjproject.conf", "stasis.conf",
+    "queues.conf",
 )
 PRIVATE_FILES = frozenset({"manager.conf"})  # written with mode 0600
 # Certificate and key for the TLS transport, looked for in <state_dir>/certs.
@@ -88,8 +89,41 @@ PROMPT_WAIT = "tawasul/please-wait"
 PROMPT_GOODBYE = "tawasul/goodbye"
 PROMPT_UNAVAILABLE = "service-unavailable"  # no decision, or a reason without its own prompt
 # route_call's deny reasons (agi.variables) that have a prompt of their own: tawasul/<reason, - for _>
-DENY_REASONS = ("unknown_device", "outside_hours", "no_appointment", "too_early", "too_late", "bad_code")
+# (governor_unavailable: the dialplan's own, when a waiting caller's slot ends before its turn)
+DENY_REASONS = ("unknown_device", "outside_hours", "no_appointment", "too_early", "too_late", "bad_code",
+                "wrong_centre", "governor_unavailable")
 RING_SECONDS = 30
+# The waiting line (queues.conf) and its dialplan contexts.
+QUEUE_NAME = "governor"
+LINE_CONTEXT = "tawasul-line"
+MEMBER_CONTEXT = "tawasul-line-member"
+DENY_CONTEXT = "tawasul-deny"
+MOH_CLASS = "tawasul"
+MOH_FOLDER = "moh"                  # <instance_dir>/moh: made at set-up (provisioning.prompts.generate_music)
+MESSAGE_FOLDER = "spool/messages"   # <instance_dir>/spool/messages: citizens' recorded messages
+ANNOUNCE_SECONDS = 30
+# QUEUE_PRIO = QUEUE_PRIO_BASE - (slot end, Unix seconds): an earlier slot is served first; stays
+# positive (a 32-bit int) until 2033.
+QUEUE_PRIO_BASE = 2_000_000_000
+# app_queue's prompts, overridden by Tawasul's own (played in the caller's channel language).
+QUEUE_PROMPTS = (
+    ("queue-youarenext", "tawasul/you-are-next"),      # position 1
+    ("queue-thereare", "tawasul/you-are-number"),      # "you are number" N
+    ("queue-callswaiting", "tawasul/in-the-line"),     # "in the line"
+    ("queue-quantity1", "tawasul/more-than"),          # beyond the limit: "there are more than" 9
+    ("queue-quantity2", "tawasul/callers-ahead"),      # "callers ahead of you"
+    ("queue-thankyou", "tawasul/please-stay"),         # after every position announcement
+)
+# The session: the slot limit's warning, a backstop after it, the shortest session (route_call's floor).
+WARNING_SECONDS = 60
+LIMIT_GRACE_SECONDS = 5
+MIN_SESSION_SECONDS = 60
+PROMPT_SESSION_ENDING = "tawasul/session-ending"
+# Refusal and message: how long the offer waits for 1, the message's length, the whole refusal's bound.
+OFFER_SECONDS = 5
+MESSAGE_MAX_SECONDS = 120
+MESSAGE_SILENCE_SECONDS = 15
+DENY_DEADLINE_SECONDS = 60 + MESSAGE_MAX_SECONDS
 AGI_DEADLINE_SECONDS = 120  # the whole route_call exchange, booking-code prompts included
 UNIDENTIFIED_LIMITS = {"count": 5, "period": 10, "prune": 30}
 # Benchmarks only (settings.load_test, off by default): SIPp's endpoint, address and context.
@@ -178,6 +212,27 @@ def render_all(settings, rows: Rows, ami_secret: str, layout: Layout | None = No
         "prompt_wait": PROMPT_WAIT,
         "prompt_goodbye": PROMPT_GOODBYE,
         "prompt_unavailable": PROMPT_UNAVAILABLE,
+        "prompt_leave_message": "tawasul/leave-message",
+        "prompt_record_after_tone": "tawasul/record-after-tone",
+        "prompt_message_saved": "tawasul/message-saved",
+        "prompt_session_ending": PROMPT_SESSION_ENDING,
+        "queue_name": QUEUE_NAME,
+        "line_context": LINE_CONTEXT,
+        "member_context": MEMBER_CONTEXT,
+        "deny_context": DENY_CONTEXT,
+        "moh_class": MOH_CLASS,
+        "moh_dir": f"{layout.instance_dir}/{MOH_FOLDER}",
+        "message_dir": f"{layout.instance_dir}/{MESSAGE_FOLDER}",
+        "announce_seconds": ANNOUNCE_SECONDS,
+        "queue_prio_base": QUEUE_PRIO_BASE,
+        "queue_prompts": QUEUE_PROMPTS,
+        "warning_seconds": WARNING_SECONDS,
+        "limit_grace_seconds": LIMIT_GRACE_SECONDS,
+        "min_session_seconds": MIN_SESSION_SECONDS,
+        "offer_seconds": OFFER_SECONDS,
+        "message_max_seconds": MESSAGE_MAX_SECONDS,
+        "message_silence_seconds": MESSAGE_SILENCE_SECONDS,
+        "deny_deadline": DENY_DEADLINE_SECONDS,
         "deny_reasons": DENY_REASONS,
         "ring_seconds": RING_SECONDS,
         "governor_caller_name": "تواصل - مكتب سمو أمير المنطقة",

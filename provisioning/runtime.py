@@ -348,10 +348,22 @@ class Runtime:
             tls_key=str(keys / render.TLS_KEY_NAME) if tls else None,
         )
 
+    @property
+    def message_dir(self) -> Path:
+        """Host path of the folder where Asterisk records citizens' messages (render.MESSAGE_FOLDER)."""
+        from provisioning import render
+
+        return self.host_dir / render.MESSAGE_FOLDER
+
     def prepare_dirs(self) -> None:
-        """Create the instance folders and point `<state_dir>/asterisk` at them."""
+        """Create the instance folders, the waiting line's music (made once) and the messages
+        folder, and point `<state_dir>/asterisk` at them."""
+        from provisioning import prompts, render
+
         for name in INSTANCE_DIRS:
             (self.host_dir / name).mkdir(parents=True, exist_ok=True, mode=0o750)
+        self.message_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        prompts.generate_music(self.host_dir / render.MOH_FOLDER)
         state_dir = Path(self.settings.state_dir).resolve()
         state_dir.mkdir(parents=True, exist_ok=True)
         link = state_dir / "asterisk"

@@ -3,8 +3,11 @@
 `validate(files) -> list[str]`: an empty list means the files may be written. It catches what a
 template or row mistake would produce: unparseable lines, duplicate sections, unknown template,
 transport, auth, aor, context or endpoint references, empty values, plain-text passwords in
-pjsip.conf, endpoints without mandatory SRTP over TLS, forbidden or autoloaded modules, and an
-AMI that is not on loopback or may run CLI commands.
+pjsip.conf, endpoints without mandatory SRTP over TLS, forbidden or autoloaded modules, an
+AMI that is not on loopback or may run CLI commands, dialplan applications that could spy, record a
+call or run a command (Record() only in the refusal context, only into the messages folder: the
+caller's own message), a waiting line that records or has members other than the desks through the
+member context, and music on hold that is not plain files.
 
 One exception, for benchmarks only: with `load_test=True` (settings.load_test, off by default) the
 `load` endpoint may be anonymous and plain (no auth, UDP, no SRTP), and only if it is exactly the
@@ -181,11 +184,18 @@ def _check_pjsip(sections: list[Section], contexts: set[str] | None, errors: lis
     return {name for (name, kind) in effective if kind == "endpoint"}
 
 
+# Applications that could listen in, record a call or run a command: never in our dialplan (their
+# modules are not loaded either). Record() is not among them: it records one channel only, the
+# caller's own message after a refusal, and is checked below.
+FORBIDDEN_APPS = re.compile(r"\b(MixMonitor|StopMixMonitor|Monitor|ChanSpy|ExtenSpy|System|TrySystem|Exec|ExecIf|"
+                            r"ExecIfTime|Originate|SHELL)\(", re.I)
+_RECORD = re.compile(r"\bRecord\(([^,)]*)")
 _GOTO = re.compile(r"\b(?:Goto|Gosub)\(([^,()]+),([^,()]+),([^,()]+)\)")
 _DIAL = re.compile(r"\bDial\(([^,)]+)")
 
 
-def _check_extensions(sections: list[Section], endpoints: set[str] | None, errors: list[str]) -> set[str]:
+def _check_extensions(sections: list[Section], endpoints: set[str] | None, errors: list[str],
+                      message_dir: str | None = None) -> set[str]:
     names = [s.name for s in sections]
     contexts = set(names)
     for sec in sections:
@@ -199,6 +209,16 @@ def _check_extensions(sections: list[Section], endpoints: set[str] | None, error
                 errors.append(f"extensions.conf:{line}: 'same' before any 'exten' in [{sec.name}]")
             elif key == "include" and value not in contexts:
                 errors.append(f"extensions.conf:{line}: include of unknown context {value!r}")
+            forbidden = FORBIDDEN_APPS.search(value)
+            if forbidden:
+                errors.append(f"extensions.conf:{line}: {forbidden.group(1)}() is never allowed")
+            for match in _RECORD.finditer(value):
+                if sec.name != render.DENY_CONTEXT:
+                    errors.append(f"extensions.conf:{line}: Record outside [{render.DENY_CONTEXT}] "
+                                  "(only a refused caller's own message is recorded)")
+                if not message_dir or not match.group(1).startswith(message_dir + "/") or ".." in match.group(1):
+                    errors.append(f"extensions.conf:{line}: Record must write into the messages folder "
+                                  f"({message_dir or 'unknown'}/)")
             for match in _GOTO.finditer(value):
                 if "$" not in match.group(1) and match.group(1) not in contexts:
                     errors.append(f"extensions.conf:{line}: Goto to unknown context {match.group(1)!r}")
@@ -222,6 +242,36 @@ def _check_modules(sections: list[Section], errors: list[str]) -> None:
                 errors.append(f"modules.conf:{line}: autoload must be no")
 
 
+def _check_queues(sections: list[Section], contexts: set[str] | None, endpoints: set[str] | None,
+                  errors: list[str]) -> None:
+    """The waiting line: nothing that records, and members only the governor's desk through our member context."""
+    for sec in sections:
+        for key, value, line in sec.options:
+            if key.startswith("monitor") or key in ("membermacro", "membergosub"):
+                errors.append(f"queues.conf:{line}: [{sec.name}] {key}: the waiting line never records calls "
+                              "or runs member dialplan")
+            if key == "member":
+                fields = [f.strip() for f in value.split(",")]
+                match = re.fullmatch(r"Local/([A-Za-z0-9_.-]+)@([A-Za-z0-9_-]+)/n", fields[0])
+                state = fields[3] if len(fields) > 3 else ""
+                if (not match or match.group(2) != render.MEMBER_CONTEXT
+                        or (contexts is not None and match.group(2) not in contexts)
+                        or (endpoints is not None and match.group(1) not in endpoints)
+                        or state != f"PJSIP/{match.group(1)}"):
+                    errors.append(f"queues.conf:{line}: member {value!r}: must be Local/<desk>@{render.MEMBER_CONTEXT}/n "
+                                  "with the desk's own PJSIP state interface")
+
+
+def _check_musiconhold(sections: list[Section], errors: list[str]) -> None:
+    for sec in sections:
+        if sec.name == "general":
+            continue
+        opts = {k: v for k, v, _ in sec.options}
+        if opts.get("mode") != "files" or "application" in opts or not opts.get("directory", "").startswith("/"):
+            errors.append(f"musiconhold.conf: [{sec.name}]: mode must be files, from an absolute directory "
+                          "(no application, no stream)")
+
+
 def _check_manager(sections: list[Section], errors: list[str]) -> None:
     for sec in sections:
         opts = {k: v for k, v, _ in sec.options}
@@ -230,6 +280,15 @@ def _check_manager(sections: list[Section], errors: list[str]) -> None:
         if sec.name != "general":
             if {"command", "all", "config"} & {p.strip() for p in opts.get("write", "").split(",")}:
                 errors.append(f"manager.conf: AMI user {sec.name} may write command/config/all")
+
+
+def _message_dir(sections: list[Section]) -> str | None:
+    """<instance_dir>/spool/messages, from asterisk.conf's astspooldir."""
+    for sec in sections:
+        for key, value, _line in sec.options:
+            if key == "astspooldir":
+                return value.rstrip("/") + "/" + render.MESSAGE_FOLDER.split("/", 1)[1]
+    return None
 
 
 def validate(files: dict[str, str], load_test: bool = False) -> list[str]:
@@ -253,7 +312,12 @@ def validate(files: dict[str, str], load_test: bool = False) -> list[str]:
     if "pjsip.conf" in parsed:
         endpoints = _check_pjsip(parsed["pjsip.conf"], contexts, errors, load_test)
     if "extensions.conf" in parsed:
-        _check_extensions(parsed["extensions.conf"], endpoints, errors)
+        message_dir = _message_dir(parsed["asterisk.conf"]) if "asterisk.conf" in parsed else None
+        _check_extensions(parsed["extensions.conf"], endpoints, errors, message_dir)
+    if "queues.conf" in parsed:
+        _check_queues(parsed["queues.conf"], contexts, endpoints, errors)
+    if "musiconhold.conf" in parsed:
+        _check_musiconhold(parsed["musiconhold.conf"], errors)
     if "modules.conf" in parsed:
         _check_modules(parsed["modules.conf"], errors)
     if "manager.conf" in parsed:

@@ -13,7 +13,7 @@ from tawasul.models import (
     GovernorSchedule, LocationChoice, WaitlistEntry, WaitlistStatus, utcnow,
 )
 from tawasul.references import new_checkin_code, new_reference
-from tawasul.validation import InvalidInput
+from tawasul.validation import Conflict, InvalidInput
 
 ACTIVE = (AppointmentStatus.BOOKED, AppointmentStatus.CHECKED_IN, AppointmentStatus.WAITING)
 
@@ -26,7 +26,7 @@ class InvalidInputs(InvalidInput):
         self.errors = errors
 
 
-class SlotTaken(InvalidInput):
+class SlotTaken(Conflict):
     def __init__(self, message: str = "this slot has just been taken; please choose another"):
         super().__init__("slot", message)
 
@@ -87,6 +87,31 @@ def find_or_register_citizen(session: Session, national_id: str, name: str, mobi
         audit.record(session, actor, "citizen.register" if "national_id" in changed else "citizen.update",
                      citizen, fields=changed)
     return citizen
+
+
+def place(session: Session, citizen: Citizen, kind: AppointmentKind, location_choice: LocationChoice | None,
+          centre_code: str | None) -> tuple[Centre | None, LocationChoice | None]:
+    """Where a meeting happens: (centre, how it was chosen). In person: at the emirate (None, None).
+    Video: the centre nearest the citizen's home governorate, or the centre where the citizen will be
+    on the date (`centre_code`). Without a choice, a centre code means the latter."""
+    if kind is AppointmentKind.IN_PERSON:
+        return None, None
+    if location_choice is None:
+        location_choice = LocationChoice.CENTRE_ON_DATE if centre_code else LocationChoice.NEAREST_CENTRE
+    if location_choice is LocationChoice.CENTRE_ON_DATE:
+        if not centre_code:
+            raise InvalidInput("centre", "choose the centre where the citizen will be on that date")
+        return centre_by_code(session, centre_code), location_choice
+    if centre_code:
+        raise InvalidInput("centre", "the nearest centre is computed; give a centre only with centre_on_date")
+    from tawasul import geo
+    from tawasul.models import Governorate
+    home = session.get(Governorate, citizen.home_governorate_id) if citizen.home_governorate_id else None
+    ranked = (geo.nearest_centres(session, home.latitude, home.longitude, limit=1)
+              if home is not None and home.latitude is not None and home.longitude is not None else [])
+    if not ranked:
+        raise InvalidInput("centre", "the citizen's home governorate has no known location; please choose a centre")
+    return ranked[0][0], location_choice
 
 
 def _holders(session: Session, kind: AppointmentKind, slot_start: dt.datetime):
@@ -205,7 +230,7 @@ def cancel(session: Session, appointment: Appointment, reason: str, actor: str,
            now: dt.datetime | None = None) -> None:
     """Cancel with a reason; the freed slot is offered to the first citizen on that day's waitlist."""
     if appointment.status not in ACTIVE:
-        raise InvalidInput("status", f"a {appointment.status.value} appointment cannot be cancelled")
+        raise Conflict("status", f"a {appointment.status.value} appointment cannot be cancelled")
     if not (reason or "").strip():
         raise InvalidInput("reason", "please give a reason for the cancellation")
     appointment.status = AppointmentStatus.CANCELLED
@@ -221,7 +246,7 @@ def reschedule(session: Session, appointment: Appointment, at: dt.datetime, acto
     """Move to another slot, keeping the reference; the old slot is freed only if the new one is had."""
     now = now or utcnow()
     if appointment.status not in ACTIVE:
-        raise InvalidInput("status", f"a {appointment.status.value} appointment cannot be rescheduled")
+        raise Conflict("status", f"a {appointment.status.value} appointment cannot be rescheduled")
     slot_start, _minutes, seats = _resolve_slot(session, appointment.kind, at, now)
     previous = appointment.slot_start
     for seat in seats:
@@ -245,13 +270,30 @@ def reschedule(session: Session, appointment: Appointment, at: dt.datetime, acto
 def check_in(session: Session, appointment: Appointment, actor: str, now: dt.datetime | None = None) -> None:
     now = now or utcnow()
     if appointment.status is not AppointmentStatus.BOOKED:
-        raise InvalidInput("status", f"a {appointment.status.value} appointment cannot be checked in")
+        raise Conflict("status", f"a {appointment.status.value} appointment cannot be checked in")
     if appointment.slot_end <= now:
-        raise InvalidInput("at", "this appointment's time has passed")
+        raise Conflict("at", "this appointment's time has passed")
     appointment.status = AppointmentStatus.CHECKED_IN
     appointment.checked_in_at = now
     session.flush()
     audit.record(session, actor, "appointment.check_in", appointment)
+
+
+def mark_no_show(session: Session, appointment: Appointment, actor: str, now: dt.datetime | None = None) -> None:
+    """The citizen did not come: only for an appointment whose slot has begun (due or past) and that is
+    still waiting for its session (booked, checked in or waiting): never one in session or ended."""
+    now = now or utcnow()
+    if appointment.status not in ACTIVE:
+        raise Conflict("status", f"a {appointment.status.value} appointment cannot be marked a no-show")
+    if appointment.slot_start > now:
+        raise Conflict("at", "this appointment is not due yet")
+    from tawasul.models import Call
+    if session.scalar(sa.select(sa.func.count(Call.id)).where(
+            Call.appointment_id == appointment.id, Call.end_at.is_(None))):
+        raise Conflict("status", "a call for this appointment is under way")
+    appointment.status = AppointmentStatus.NO_SHOW
+    session.flush()
+    audit.record(session, actor, "appointment.no_show", appointment)
 
 
 def by_reference(session: Session, reference: str) -> Appointment | None:

@@ -2,7 +2,8 @@
 
 The dialplan reports route_call's decision (UserEvent TawasulDecision) and, from the centre
 channel's hangup handler, the end of the call (UserEvent TawasulHangup); Asterisk's own
-DialBegin/DialEnd events give ring and answer times. After every (re)connection the watcher
+DialBegin/DialEnd events give ring and answer times. A refused caller's recorded message
+(UserEvent TawasulMessage, sent before TawasulHangup) becomes a complaint ticket (tawasul.messages). After every (re)connection the watcher
 asks Asterisk which calls are still up and ends the others, so a gap loses no record.
 Database work runs in a worker thread: the event loop never blocks.
 """
@@ -12,7 +13,9 @@ import asyncio
 import datetime as dt
 import logging
 
-from tawasul import calls
+from pathlib import Path
+
+from tawasul import calls, messages
 from tawasul.ami import RESYNC, AmiClient, AmiUnavailable
 from tawasul.db import Database
 
@@ -24,8 +27,9 @@ def _now() -> dt.datetime:
 
 
 class CallWatcher:
-    def __init__(self, db: Database, client: AmiClient, clock=_now):
-        self.db, self.client, self.clock = db, client, clock
+    def __init__(self, db: Database, client: AmiClient, clock=_now, state_dir: Path | None = None):
+        """`state_dir`: where recorded messages are found and attachments kept (None: messages ignored)."""
+        self.db, self.client, self.clock, self.state_dir = db, client, clock, state_dir
         self.queue = client.subscribe()  # before connecting: the first login's resync is not missed
 
     def handle(self, event) -> None:
@@ -41,6 +45,13 @@ class CallWatcher:
                                   endpoint=event.get("Endpoint", ""), decision=event.get("Decision", ""),
                                   reason=event.get("Reason", ""),
                                   appointment_id=int(appointment) if appointment.isdigit() else None, at=at)
+            elif name == "UserEvent" and user_event == "TawasulMessage" and self.state_dir is not None:
+                appointment = event.get("Appointment", "")
+                messages.file_message(session, state_dir=self.state_dir, linkedid=linkedid,
+                                      file=event.get("File", ""), endpoint=event.get("Endpoint", ""),
+                                      reason=event.get("Reason", ""),
+                                      appointment_id=int(appointment) if appointment.isdigit() else None,
+                                      today=at.date())
             elif name == "UserEvent" and user_event == "TawasulHangup":
                 calls.on_hangup(session, linkedid=linkedid, at=at, source=event.get("Source", ""))
             elif name == "DialBegin":
@@ -91,7 +102,9 @@ async def watch(settings, secret: str, stop: asyncio.Event) -> None:
     """Run until `stop` is set; keeps trying while Asterisk is away."""
     db = Database(settings.db_url)
     client = AmiClient.for_settings(settings, secret)
-    watcher = CallWatcher(db, client)
+    watcher = CallWatcher(db, client, state_dir=Path(settings.state_dir))
+    from tawasul.livestate import LiveStateService
+    live = LiveStateService(db, client)  # the console's live state, from the same connection
     try:
         while not stop.is_set():
             try:
@@ -100,7 +113,7 @@ async def watch(settings, secret: str, stop: asyncio.Event) -> None:
             except AmiUnavailable as exc:
                 log.warning("%s; retrying", exc)
                 await asyncio.sleep(2)
-        await watcher.run(stop)
+        await asyncio.gather(watcher.run(stop), live.run(stop))
     finally:
         client.close()
         db.dispose()

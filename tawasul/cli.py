@@ -8,7 +8,7 @@ import click
 
 from tawasul import booking, demo, scheduling, settings as settings_module
 from tawasul.db import Database, upgrade
-from tawasul.models import AppointmentKind
+from tawasul.models import AppointmentKind, Role
 from tawasul.clitools import fail, guarded
 from tawasul.settings import Settings, SettingsError
 from tawasul.validation import InvalidInput
@@ -154,6 +154,64 @@ def appointments_list(settings, day_text):
             where = a.centre.code if a.centre else "emirate"
             click.echo(f"{local_text(a.slot_start, zone)}  {a.reference}  {a.kind.value:9}  {where:7}  "
                        f"{a.status.value:10}  {a.citizen.name}")
+
+
+# --- api-token --------------------------------------------------------------------------------
+
+@main.group("api-token")
+def api_token_group():
+    """Bearer tokens for integrations using the JSON API (/api/v1)."""
+
+
+@api_token_group.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True,
+              help="The role the integration acts with.")
+@click.pass_obj
+@guarded
+def api_token_create(settings: Settings, name: str, role: str):
+    """Create a token for the integration NAME and print it (once: only its hash is kept)."""
+    from tawasul import api_tokens
+
+    db = database(settings)
+    with db.write() as session:
+        row, token = api_tokens.create(session, name, Role(role))
+        token_id = row.id
+    click.echo(f"token {token_id} for {name} ({role}); keep it now, it is not shown again:")
+    click.echo(token)
+
+
+@api_token_group.command("list")
+@click.pass_obj
+@guarded
+def api_token_list(settings: Settings):
+    """Every token: id, name, role, created, last used, revoked (never the token)."""
+    from tawasul import api_tokens
+
+    db = database(settings)
+    with db.read() as session:
+        rows = api_tokens.listing(session)
+        if not rows:
+            click.echo("no API tokens")
+        for row in rows:
+            used = row.last_used_at.strftime("%Y-%m-%d %H:%M") if row.last_used_at else "never"
+            click.echo(f"{row.id:4}  {row.name:20}  {row.role.value:16}  created "
+                       f"{row.created_at:%Y-%m-%d %H:%M}  used {used:16}  {'revoked' if row.revoked else 'active'}")
+
+
+@api_token_group.command("revoke")
+@click.argument("which")
+@click.pass_obj
+@guarded
+def api_token_revoke(settings: Settings, which: str):
+    """Revoke the token with id WHICH, or every active token named WHICH."""
+    from tawasul import api_tokens
+
+    db = database(settings)
+    with db.write() as session:
+        rows = api_tokens.revoke(session, which)
+        ids = ", ".join(str(row.id) for row in rows)
+    click.echo(f"revoked token {ids}")
 
 
 # --- call -------------------------------------------------------------------------------------

@@ -307,6 +307,8 @@ class AuditEntry(Base):
     """Who changed what, when. `detail` holds identifiers and field names, not personal data."""
 
     __tablename__ = "audit_log"
+    # Public tracking reads an appointment's steps from here by (entity, entity_id).
+    __table_args__ = (sa.Index("ix_audit_log_entity", "entity", "entity_id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     actor: Mapped[str] = mapped_column(sa.String(60))
@@ -356,3 +358,29 @@ class WaitlistEntry(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     citizen: Mapped[Citizen] = relationship()
     centre: Mapped[Centre | None] = relationship()
+
+
+class ApiToken(Base):
+    """A bearer token for an integration using the JSON API, acting with one role. Only the
+    SHA-256 of the token is kept: the token itself is shown once, when it is created."""
+
+    __tablename__ = "api_token"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(40))
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)  # hex SHA-256
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked: Mapped[bool] = mapped_column(default=False)
+
+
+class LiveState(Base):
+    """What Asterisk reports right now (registrations, channels), kept by the call watcher as one
+    compact JSON snapshot per key; `version` goes up with every change, so a reader (the governor's
+    console stream) can tell a change with one cheap query. See tawasul.livestate."""
+
+    __tablename__ = "live_state"
+    key: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    version: Mapped[int] = mapped_column(default=0)
+    data: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from tawasul import audit
 from tawasul.models import Appointment, Citizen, Department, Ticket, TicketEvent, TicketKind, TicketStatus
 from tawasul.references import new_reference
-from tawasul.validation import InvalidInput
+from tawasul.validation import Conflict, InvalidInput
 
 S = TicketStatus
 TRANSITIONS: dict[TicketStatus, set[TicketStatus]] = {
@@ -44,7 +44,7 @@ def open_ticket(session: Session, *, kind: TicketKind, subject: str, body: str =
 
 def move(session: Session, ticket: Ticket, to: TicketStatus, actor: str, note: str = "") -> None:
     if to not in TRANSITIONS[ticket.status]:
-        raise InvalidInput("status", f"a {ticket.status.value} request cannot become {to.value}")
+        raise Conflict("status", f"a {ticket.status.value} request cannot become {to.value}")
     if to is S.REFERRED and ticket.department_id is None:
         raise InvalidInput("department", "choose the department to refer the request to")
     ticket.history.append(TicketEvent(from_status=ticket.status.value, to_status=to.value,
@@ -131,7 +131,7 @@ def file_ticket(session: Session, *, kind: TicketKind, subject: str, body: str, 
 def route(session: Session, ticket: Ticket, department: Department, actor: str) -> None:
     """Give the ticket to another department (its status is left alone; `move` refers it)."""
     if ticket.status is S.CLOSED:
-        raise InvalidInput("department", "a closed request cannot be routed")
+        raise Conflict("department", "a closed request cannot be routed")
     if ticket.department_id == department.id:
         return
     previous = ticket.department_id

@@ -13,6 +13,10 @@ class InvalidInput(ValueError):
         self.message = message
 
 
+class Conflict(InvalidInput):
+    """Refused because of the state of the thing (taken, cancelled, closed, past), not the input's form."""
+
+
 def national_id(value: str) -> str:
     """A 10-digit Saudi national ID (starts with 1) or iqama (starts with 2), Luhn check digit."""
     digits = (value or "").strip()

@@ -52,6 +52,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(tickets.bp)
     app.register_blueprint(followups.bp)
     app.register_blueprint(track.bp)
+    from web import api
+    app.register_blueprint(api.bp)  # the JSON API for integrations (web/api.py)
+    from web import admin, board, reports
+    app.register_blueprint(board.bp)  # centre status board (web/board.py)
+    app.register_blueprint(admin.bp)  # IT administration (web/admin.py)
+    app.register_blueprint(reports.bp)  # reports and CSV export (web/reports.py)
+    from web import console; app.register_blueprint(console.bp)  # the governor's console (web/console.py)
 
     @app.after_request
     def security_headers(response):
@@ -64,9 +71,16 @@ def create_app(test_config: dict | None = None) -> Flask:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
 
+    def error_page(error, code):
+        if api.is_api_request():  # the API answers JSON, even for routing, size and rate-limit errors
+            return api.http_error(code)
+        return render_template("error.html", code=code), code
+
     for code in (400, 403, 404, 413, 429, 500):
+        app.register_error_handler(code, lambda error, code=code: error_page(error, code))
+    for code in (401, 405):  # only the API words these; the web keeps werkzeug's pages
         app.register_error_handler(code, lambda error, code=code: (
-            render_template("error.html", code=code), code))
+            api.http_error(code) if api.is_api_request() else error))
 
     return app
 

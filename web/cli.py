@@ -16,13 +16,19 @@ def web():
 
 @web.command("serve")
 @click.option("--workers", default=2, show_default=True)
+@click.option("--threads", default=8, show_default=True,
+              help="Threads per worker; half of them at most serve the governor's console streams.")
 @click.pass_obj
-def serve(settings, workers):
+def serve(settings, workers, threads):
     """Serve the web app with gunicorn (in the foreground)."""
     settings.require_production_secret()
     os.environ.update(as_environ(settings))
+    # Threaded workers: a console's server-sent event stream holds a thread, not a whole worker;
+    # web/console.py caps the streams per worker (TAWASUL_CONSOLE_MAX_STREAMS) so requests still get threads.
+    os.environ.setdefault("TAWASUL_CONSOLE_MAX_STREAMS", str(max(1, threads // 2)))
     os.execv(sys.executable, [
         sys.executable, "-m", "gunicorn", "--workers", str(workers),
+        "--worker-class", "gthread", "--threads", str(threads),
         "--bind", f"{settings.web_host}:{settings.web_port}",
         # %(U)s: the path without its query string, so a ?token= never reaches the log.
         "--access-logfile", "-", "--access-logformat", '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s"',

@@ -11,12 +11,19 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 
 WEB_ACCOUNTS: dict[str, str] = {}  # the demo accounts' passwords on web_server
+WEB_STATE: dict = {}  # "db_url": the database of web_server (for tests that set up data directly)
 
 
 @pytest.fixture(scope="session")
 def web_accounts(web_server) -> dict[str, str]:
     """username -> password of the demo accounts on `web_server`."""
     return WEB_ACCOUNTS
+
+
+@pytest.fixture(scope="session")
+def web_db_url(web_server) -> str:
+    """The database URL of `web_server` (for tests that set up data directly)."""
+    return WEB_STATE["db_url"]
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +34,7 @@ def web_server(tmp_path_factory):
     settings = load({"state_dir": state, "demo": True}, environ={})
     state.mkdir()
     upgrade(settings.db_url)
+    WEB_STATE["db_url"] = settings.db_url
     db = Database(settings.db_url)
     with db.write() as session:
         WEB_ACCOUNTS.update(demo.seed(session, settings))

@@ -9,7 +9,8 @@ def test_front_page_is_arabic_right_to_left_and_lists_every_centre(web_server, p
     assert page.locator("html").get_attribute("lang") == "ar"
     assert page.locator("h1").inner_text() == "خدمة تواصل"
     centres = page.locator("ul.centres li").all_inner_texts()
-    assert len(centres) == 9 and "مركز تواصل - محافظة بدر" in centres
+    # Every demo centre (other browser tests on this shared server may have added more).
+    assert len(centres) >= 9 and "مركز تواصل - محافظة بدر" in centres and "مركز تواصل - محافظة العيص" in centres
     page.screenshot(path=str(tmp_path / "home-ar.png"), full_page=True)
 
 

@@ -45,7 +45,7 @@ def test_a_denied_call_gets_one_record_with_its_end(provisioned_asterisk):
         # No AGI server listens for this test: route_call cannot decide, so the route denies.
         await client.action({"Action": "Originate", "Channel": "Local/100@from-centre",
                              "Application": "Wait", "Data": "20", "Async": "true"})
-        for _ in range(100):
+        for _ in range(300):  # the refusal is spoken, then a message is offered (5 s) before the hang-up
             new = set(calls_by_id(provisioned_asterisk.db)) - before
             ended = [c for c in calls_by_id(provisioned_asterisk.db, new).values() if c.end_at]
             if ended:

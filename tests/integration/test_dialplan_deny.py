@@ -27,7 +27,7 @@ async def _route_once(settings, secret, exten, timeout):
     try:
         started = loop.time()
         await client.action({"Action": "Originate", "Channel": f"Local/{exten}@from-centre",
-                             "Application": "Wait", "Data": "20", "Async": "true"})
+                             "Application": "Wait", "Data": "60", "Async": "true"})
         while True:
             event = await asyncio.wait_for(events.get(), timeout + 20)
             channel = event.get("Channel", "")
@@ -51,7 +51,8 @@ def route_once(runtime, exten="100", timeout=10.0) -> tuple[float, list[str]]:
 
 
 def assert_denied(happened):
-    # No decision, no Dial; the deny branch speaks its refusal and hangs up with cause 21.
+    # No decision, no Dial; the deny branch speaks its refusal, offers a message (nobody presses 1
+    # here) and hangs up with cause 21.
     assert happened == ["Decision()", "Hangup(21)"], happened
 
 

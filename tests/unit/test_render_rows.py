@@ -19,7 +19,7 @@ from tawasul.settings import Settings
 from tests.unit.test_render import options, section
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "render"
-GOLDEN_FILES = ("pjsip.conf", "extensions.conf")
+GOLDEN_FILES = ("pjsip.conf", "extensions.conf", "queues.conf", "musiconhold.conf")
 PASSWORDS = {"centre-bdr-1": "bdr-pass-1", "centre-ynb-1": "ynb-pass-1", "centre-ula-1": "ula-pass-1",
              "governor-desk-1": "desk-pass-1", "centre-bdr-2": "off-pass", "staff-1": "staff-pass"}
 
@@ -130,18 +130,26 @@ def test_dialplan_acts_on_the_agi_decision_only(files):
     connect = next(i for i, line in enumerate(lines) if line.startswith("n(connect)"))
     dials = [i for i, line in enumerate(lines) if "Dial(" in line]
     assert dials and all(i > connect for i in dials)
-    assert "Dial(PJSIP/governor-desk-1,30)" in centre
+    # the session ends with its slot (Dial's L option), warned one minute before, to both sides
+    assert "Dial(PJSIP/governor-desk-1,30,L($[${TAWASUL_SLOT_SECONDS} * 1000]:60000))" in centre
+    for setting in ("LIMIT_PLAYAUDIO_CALLER=yes", "LIMIT_PLAYAUDIO_CALLEE=yes",
+                    "LIMIT_WARNING_FILE=tawasul/session-ending"):
+        assert lines.index(f"n,Set({setting})") < dials[0]
     secure = lines.index('n,GotoIf($["${CHANNEL(pjsip,secure)}" != "1"]?deny)')
-    assert connect < secure < dials[0]
+    group = lines.index("n,GotoIf($[${GROUP_COUNT(governor@tawasul)} > 1]?tawasul-line,s,1)")
+    assert connect < secure < group < dials[0]
     assert "secure_bridge" not in "\n".join(lines)  # chan_pjsip refuses it: every Dial would fail
-    assert f"Set(TIMEOUT(absolute)=${{{v.TAWASUL_SLOT_SECONDS}}})" in centre
+    assert f"Set(TIMEOUT(absolute)=$[${{{v.TAWASUL_SLOT_SECONDS}}} + 5])" in centre
     assert f"Set(CALLERID(name)=${{{v.TAWASUL_CALLER_NAME}}})" in centre
 
 
 def test_deny_prompts_cover_the_agi_reasons():
     reasons = {value for name, value in vars(v).items() if name.isupper() and isinstance(value, str)
                and name in ("UNKNOWN_DEVICE", "OUTSIDE_HOURS", "NO_APPOINTMENT", "TOO_EARLY", "TOO_LATE", "BAD_CODE")}
-    assert set(render.DENY_REASONS) == reasons
+    # and the dialplan's own: a waiting caller whose slot ended; wrong_centre (issue 4's list)
+    assert set(render.DENY_REASONS) == reasons | {"governor_unavailable", "wrong_centre"}
+    from provisioning import prompts
+    assert all(prompts.REASON_PROMPTS[reason] in prompts.PROMPTS for reason in render.DENY_REASONS)
 
 
 def test_centre_cannot_dial_anything_else(files):

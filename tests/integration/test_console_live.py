@@ -1,0 +1,143 @@
+"""The governor's console against a real Asterisk: a real baresip centre phone registering shows on
+the console's server-sent event stream within 2 seconds, and its unregistering too.
+
+The chain under test is the production one: Asterisk -> AMI (tawasul.ami) -> the live state
+service (tawasul.livestate, as run by `tawasul call watch`) -> the `live_state` row in the
+fixture's database -> /console/stream of the Flask app over that database."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import json
+import queue
+import re
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from tawasul import references, users
+from tawasul.ami import AmiClient
+from tawasul.livestate import LiveStateService
+from tawasul.models import (
+    Appointment,
+    AppointmentKind,
+    AppointmentStatus,
+    Centre,
+    Citizen,
+    Role,
+)
+from tawasul.validation import make_national_id
+from tests.conftest import csrf_token
+from tests.phones import phones  # noqa: F401  (fixture)
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+CENTRE, PHONE = "KHB", "centre-khb-1"  # a centre no other test's phone uses
+
+
+class LiveService:
+    """The live state service on an event loop of its own thread, as in the call watcher."""
+
+    def __init__(self, provisioned):
+        self.p = provisioned
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self._run(),), daemon=True)
+
+    async def _run(self):
+        client = AmiClient.for_settings(self.p.settings, self.p.runtime.ami_secret)
+        service = LiveStateService(self.p.db, client)
+        self.stop = asyncio.Event()
+        await client.connect()
+        self.ready.set()
+        try:
+            await service.run(self.stop)
+        finally:
+            client.close()
+
+    def __enter__(self):
+        self.thread.start()
+        assert self.ready.wait(15), "the live state service did not log in to AMI"
+        return self
+
+    def __exit__(self, *exc):
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(10)
+
+
+def stream_reader(response, out: queue.Queue):
+    buffer = ""
+    try:
+        for chunk in response.response:
+            buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
+            while "\n\n" in buffer:
+                block, buffer = buffer.split("\n\n", 1)
+                if block.startswith("event: state"):
+                    out.put((time.monotonic(), json.loads(re.search(r"^data: (.*)$", block, re.MULTILINE).group(1))))
+    except Exception as exc:  # noqa: BLE001 - the stream closed under us at the end
+        out.put((time.monotonic(), {"error": repr(exc)}))
+
+
+def wait_for(events: queue.Queue, predicate, timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            at, state = events.get(timeout=max(0.01, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        if "sessions" in state and predicate(state):
+            return at, state
+    raise AssertionError("the stream did not show the change in time")
+
+
+def test_a_centre_phone_registering_shows_on_the_console_stream(provisioned_asterisk, phones):  # noqa: F811
+    from web import create_app
+
+    p = provisioned_asterisk
+    with p.db.write() as session:
+        _user, password = users.create_user(session, "console_it", Role.GOVERNOR_OFFICE, "Governor's office")
+        centre = session.scalars(sa.select(Centre).where(Centre.code == CENTRE)).one()
+        citizen = Citizen(national_id=make_national_id("1", "56565656"), name="نورة سعد", mobile="+966551112233")
+        appointment = Appointment(
+            reference=references.new_reference("appointment"), checkin_code="4321", citizen=citizen,
+            kind=AppointmentKind.VIDEO, centre=centre, slot_minutes=15, status=AppointmentStatus.CHECKED_IN,
+            slot_start=dt.datetime.now(dt.UTC).replace(second=0, microsecond=0))
+        session.add(appointment)
+        session.flush()
+        appointment_id = appointment.id
+
+    app = create_app({"TAWASUL_SETTINGS": dataclasses.replace(p.settings, demo=True), "TESTING": True,
+                      "CONSOLE_STREAM_SECONDS": 12})  # the stream ends by itself after the test
+    client = app.test_client()
+    client.post("/login", data={"csrf_token": csrf_token(client), "username": "console_it", "password": password})
+    events: queue.Queue = queue.Queue()
+    with LiveService(p):
+        response = client.get("/console/stream", buffered=False)
+        assert response.status_code == 200
+        reader = threading.Thread(target=stream_reader, args=(response, events), daemon=True)
+        reader.start()
+
+        def mine(state):
+            return next(s for s in state["sessions"] if s["id"] == appointment_id)
+
+        wait_for(events, lambda s: s["ami"] and not mine(s)["registered"], 10)  # after the resync
+        started_at = time.monotonic()
+        phone = phones.start(PHONE)  # returns once baresip has reported REGISTER_OK
+        registered_at = time.monotonic()
+        shown_at, state = wait_for(events, lambda s: mine(s)["registered"], 5)
+        delay = shown_at - registered_at
+        print(f"registration shown on the console stream {delay * 1000:.0f} ms after REGISTER_OK was seen "
+              f"({(shown_at - started_at) * 1000:.0f} ms after starting the phone)")
+        assert delay < 2.0
+        assert mine(state)["phase"] == "checked_in"
+
+        phone.stop()  # baresip unregisters as it quits
+        stopped_at = time.monotonic()
+        shown_at, _state = wait_for(events, lambda s: not mine(s)["registered"], 5)
+        print(f"unregistration shown {(shown_at - stopped_at) * 1000:.0f} ms after the phone stopped")
+        assert shown_at - stopped_at < 2.0
+        reader.join(15)
+        response.close()
+    app.extensions["tawasul.db"].dispose()
