@@ -20,6 +20,18 @@ def run_async(coroutine):
         return pool.submit(asyncio.run, coroutine).result()
 
 
+def wait_for(check, timeout: float, what: str, interval: float = 0.2):
+    """check()'s first truthy value, polled until `timeout` seconds; else an AssertionError saying what."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s (last: {value!r})")
+        time.sleep(interval)
+
+
 def free_port() -> int:
     with closing(socket.socket()) as sock:
         sock.bind(("127.0.0.1", 0))

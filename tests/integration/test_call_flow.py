@@ -26,6 +26,7 @@ from tawasul.callwatch import CallWatcher
 from tawasul.models import (Appointment, AppointmentKind, AppointmentStatus, Attachment, Call, Centre, Ticket,
                             TicketKind)
 from tawasul.references import new_checkin_code, new_reference
+from tests.live import wait_for
 from tests.phones import PhoneError
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -34,15 +35,6 @@ GOVERNOR = "governor-desk-1"
 BDR, YNB, KHB, MHD, HNK = "centre-bdr-1", "centre-ynb-1", "centre-khb-1", "centre-mhd-1", "centre-hnk-1"
 
 
-def wait_for(check, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s (last: {value!r})")
-        time.sleep(interval)
 
 
 # --------------------------------------------------------------------------- the watcher and AMI events

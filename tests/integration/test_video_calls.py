@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from tawasul import booking, scheduling
 from tawasul.models import Appointment, AppointmentKind, AppointmentStatus, Device, GovernorSchedule
+from tests.live import wait_for
 from tests.phones import PhoneError
 
 pytestmark = pytest.mark.integration
@@ -90,15 +91,6 @@ def status_efps(phone) -> tuple[float, float] | None:
     return (float(found[-1][0]), float(found[-1][1])) if found else None
 
 
-def wait_for(check, timeout: float, what: str, interval: float = 0.25):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s (last: {value!r})")
-        time.sleep(interval)
 
 
 def assert_never_rang(governor, since: float) -> None:
