@@ -7,6 +7,7 @@ from panoramisk.message import Message
 from tawasul import livestate
 from tawasul.ami import RESYNC
 from tawasul.livestate import LiveState, LiveStateService
+from tests.live import run_async
 
 
 def ev(**fields):
@@ -113,7 +114,7 @@ def test_the_service_publishes_each_change_once(db):
         stop.set()
         await task
 
-    asyncio.run(scenario())
+    run_async(scenario())  # not asyncio.run: the browser tests keep a loop on this thread
 
 
 def test_load_before_any_snapshot(db):
