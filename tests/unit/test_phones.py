@@ -4,7 +4,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import shutil
 import subprocess
 import wave
 import xml.etree.ElementTree as ET
@@ -189,7 +188,6 @@ def test_cli_export_and_refusals(demo_db, settings, ca, tmp_path):
     assert no_ca.exit_code == 2 and "no deployment CA" in no_ca.output
 
 
-@pytest.mark.skipif(not shutil.which("baresip"), reason="baresip is not installed")
 def test_baresip_starts_from_the_exported_folder(demo_db, settings, ca, vault, tmp_path):
     """A real baresip loads its modules and its account (registering needs Asterisk's TLS side)."""
     folder = tmp_path / "phone"
