@@ -6,6 +6,7 @@ Translations live in one catalog per feature, `web/translations/<feature>/ar/LC_
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -28,10 +29,12 @@ def compile_catalogs(root: Path = TRANSLATIONS) -> list[Path]:
         if not mo_path.exists() or mo_path.stat().st_mtime < po_path.stat().st_mtime:
             with open(po_path, "rb") as po_file:
                 catalog = read_po(po_file)
-            tmp = mo_path.with_suffix(".mo.tmp")
+            # Each gunicorn worker may compile at once on a fresh checkout: a temporary file of
+            # its own, then an atomic rename, so no worker ever reads or replaces another's half.
+            tmp = mo_path.with_name(f".{mo_path.name}.{os.getpid()}.tmp")
             with open(tmp, "wb") as mo_file:
                 write_mo(mo_file, catalog)
-            tmp.replace(mo_path)
+            os.replace(tmp, mo_path)
         folders.append(po_path.parents[2])
     return sorted(set(folders))
 
