@@ -41,8 +41,10 @@ def web_server(tmp_path_factory):
     db.dispose()
     port = free_port()
     env = {"TAWASUL_STATE_DIR": str(state), "TAWASUL_DEMO": "1", "TAWASUL_WEB_PORT": str(port)}
-    process = tawasul(["web", "serve", "--workers", "2"], env, stdout=subprocess.DEVNULL,
-                      stderr=subprocess.DEVNULL)
+    # gunicorn's own log, kept beside the state folder: if the server dies mid-session, it says why.
+    with open(state.parent / "gunicorn.log", "ab") as log:
+        process = tawasul(["web", "serve", "--workers", "2"], env, stdout=log, stderr=subprocess.STDOUT)
+    print(f"web_server log: {state.parent / 'gunicorn.log'}")
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/healthz", process)
     yield url
