@@ -4,8 +4,8 @@
 
 Only the files whose content changed are written (atomically), and only the modules that read
 them are reloaded, over AMI (panoramisk): pjsip.conf -> `ModuleLoad reload res_pjsip.so`,
-extensions.conf -> `Reload pbx_config` (dialplan reload), queues.conf -> app_queue.so,
-musiconhold.conf -> res_musiconhold.so. Asterisk is never restarted: a change
+extensions.conf -> `Reload pbx_config` (dialplan reload), http.conf -> `Reload http`, rtp.conf ->
+res_rtp_asterisk.so, queues.conf -> app_queue.so, musiconhold.conf -> res_musiconhold.so. Asterisk is never restarted: a change
 to another file (or to the TLS certificate) is reported in `restart_needed`. A render or
 validation failure writes nothing and reloads nothing. Every run is kept in the audit log.
 """
@@ -24,6 +24,9 @@ from tawasul.vault import Vault
 # In the order they are sent: the dialplan first, so no endpoint ever points at a missing context.
 RELOADS = (
     ("extensions.conf", {"Action": "Reload", "Module": "pbx_config"}),
+    # The console's secure websocket (Asterisk's HTTPS server) and its ICE candidates: before pjsip.
+    ("http.conf", {"Action": "Reload", "Module": "http"}),
+    ("rtp.conf", {"Action": "ModuleLoad", "LoadType": "reload", "Module": "res_rtp_asterisk.so"}),
     ("pjsip.conf", {"Action": "ModuleLoad", "LoadType": "reload", "Module": "res_pjsip.so"}),
     # The waiting line's members are the governor's desks (queues.conf): after their endpoints.
     ("queues.conf", {"Action": "ModuleLoad", "LoadType": "reload", "Module": "app_queue.so"}),

@@ -2,7 +2,8 @@
 
 Templates live in the repo's asterisk_conf/ (Jinja2, StrictUndefined). `render_all` adds the
 database's devices and centres (provisioning.rows, loaded elsewhere); `render_base` is the
-same with no devices. Nothing here touches the disk except reading the templates.
+same with no devices. Nothing here touches the disk except reading the templates (and, for the
+console's ICE on a loopback-only setup, the kernel's list of local addresses).
 provisioning.validate checks the output; provisioning.apply writes it and reloads Asterisk.
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path, PurePosixPath
 
 import jinja2
 
+from provisioning import console_endpoint
 from provisioning.rows import CENTRE_PHONE, GOVERNOR_DESK, REALM, Rows
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "asterisk_conf"
@@ -24,7 +26,7 @@ BASE_FILES = (
     "asterisk.conf", "modules.conf", "logger.conf", "manager.conf", "pjsip.conf",
     "extensions.conf", "rtp.conf", "cdr.conf", "cel.conf", "musiconhold.conf",
     "indications.conf", "features.conf", "ccss.conf", "acl.conf", "udptl.conf", "pjproject.conf", "stasis.conf",
-    "queues.conf",
+    "queues.conf", "http.conf", "sorcery.conf",
 )
 PRIVATE_FILES = frozenset({"manager.conf"})  # written with mode 0600
 # Certificate and key for the TLS transport, looked for in <state_dir>/certs.
@@ -179,8 +181,41 @@ def _devices_context(rows: Rows) -> tuple[dict, list[str]]:
         "centres": listed,
         "governor_desks": desks,
         "devices_any": bool(desks or listed),
-        "governor_dial": "&".join(f"PJSIP/{d['name']}" for d in desks),
     }, errors
+
+
+def _console_context(settings, layout: Layout, devices: dict) -> dict | None:
+    """The governor's console endpoint (WebRTC), once phones are provisioned over TLS, unless
+    turned off (webrtc_port = 0)."""
+    if not (console_endpoint.enabled(settings) and layout.tls_cert and devices["devices_any"]):
+        return None
+    host = f"[{settings.sip_host}]" if ":" in settings.sip_host else settings.sip_host
+    return {"name": console_endpoint.ENDPOINT, "bind": f"{host}:{settings.webrtc_port}",
+            "callerid": "Governor's console"}
+
+
+def _loopback_ice_addresses(settings) -> list[str]:
+    """With Asterisk on loopback only, this machine's other IPv4 addresses: Asterisk offers its
+    ICE host candidates on those (never on loopback), and rtp.conf maps them to 127.0.0.1."""
+    try:
+        if not ipaddress.ip_address(settings.sip_host).is_loopback:
+            return []
+    except ValueError:
+        return []
+    return sorted(a for a in _interface_addresses() if not ipaddress.ip_address(a).is_loopback)
+
+
+def _interface_addresses() -> set[str]:
+    """Every local IPv4 address, from the kernel's routing table of local addresses."""
+    try:
+        lines = Path("/proc/net/fib_trie").read_text().splitlines()
+    except OSError:
+        return set()
+    found = set()
+    for before, line in zip(lines, lines[1:]):
+        if "/32 host LOCAL" in line:
+            found.add(before.split()[-1])
+    return found
 
 
 def render_base(settings, ami_secret: str, layout: Layout | None = None) -> dict[str, str]:
@@ -201,9 +236,16 @@ def render_all(settings, rows: Rows, ami_secret: str, layout: Layout | None = No
         errors.append("devices need the TLS transport, and there is no certificate: run `tawasul certs status`")
     if errors:
         raise RenderError(errors)
+    console = _console_context(settings, layout, devices)
+    endpoints = [d["name"] for d in devices["governor_desks"]] + ([console["name"]] if console else [])
     agi_host = "127.0.0.1" if settings.agi_host in ("0.0.0.0", "", "::") else settings.agi_host
     context = {
         **devices,
+        "console": console,
+        "console_astdb_prefix": console_endpoint.ASTDB_PREFIX,
+        "ice_loopback": _loopback_ice_addresses(settings) if console else [],
+        "governor_endpoints": endpoints,
+        "governor_dial": "&".join(f"PJSIP/{name}" for name in endpoints),
         "realm": REALM,
         "limits": UNIDENTIFIED_LIMITS,
         "governor_language": "ar",

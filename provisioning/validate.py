@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from provisioning import render
+from provisioning import console_endpoint, render
 from provisioning import runtime
 
 _HEADER = re.compile(r"^\[([^\]]+)\](?:\(([^)]*)\))?\s*$")
@@ -120,6 +120,26 @@ def _check_load_endpoint(opts: dict, effective: dict, errors: list[str]) -> None
         errors.append(f"pjsip.conf: endpoint {name}: must be identified by {render.LOAD_ADDRESS} only, not {matches}")
 
 
+def _check_console_endpoint(opts: dict, effective: dict, errors: list[str]) -> None:
+    """The governor's console: WebRTC (DTLS-SRTP) over the secure websocket, its auth the one in
+    AstDB (sorcery.conf), never one in this file."""
+    name = console_endpoint.ENDPOINT
+
+    def first(key):
+        return (opts.get(key) or [""])[-1]
+
+    transport = effective.get((first("transport"), "transport"), {})
+    if (transport.get("protocol") or [""])[-1] != "wss":
+        errors.append(f"pjsip.conf: endpoint {name}: transport must be the secure websocket (wss)")
+    for key, wanted in (("webrtc", "yes"), ("direct_media", "no"), ("auth", name), ("context", "from-governor")):
+        if first(key) != wanted:
+            errors.append(f"pjsip.conf: endpoint {name}: {key} must be {wanted}")
+    if first("media_encryption") not in ("", "dtls"):
+        errors.append(f"pjsip.conf: endpoint {name}: media must be DTLS-SRTP")
+    if (name, "auth") in effective:
+        errors.append(f"pjsip.conf: auth {name} must not be in the file (its digest is issued per console page)")
+
+
 def _check_pjsip(sections: list[Section], contexts: set[str] | None, errors: list[str],
                  load_test: bool = False) -> set[str]:
     templates = {s.name: s for s in sections if s.is_template}
@@ -151,6 +171,9 @@ def _check_pjsip(sections: list[Section], contexts: set[str] | None, errors: lis
     for (name, kind), opts in effective.items():
         if kind == "endpoint" and load_test and name == render.LOAD_ENDPOINT and not refs(opts, "auth"):
             _check_load_endpoint(opts, effective, errors)  # the benchmark's gated anonymous endpoint
+            continue
+        if kind == "endpoint" and name == console_endpoint.ENDPOINT:
+            _check_console_endpoint(opts, effective, errors)
             continue
         if kind == "endpoint":
             if first(opts, "context") == render.LOAD_CONTEXT:

@@ -35,8 +35,10 @@ def _endpoint(device: Device | None, what: str) -> str:
     return device.sip_user
 
 
-def next_call(session: Session, now: dt.datetime, early_minutes: int, late_minutes: int) -> NextCall:
-    """The next due, checked-in video appointment and who to ring, or a clear refusal."""
+def next_call(session: Session, now: dt.datetime, early_minutes: int, late_minutes: int,
+              governor_endpoint: str | None = None) -> NextCall:
+    """The next due, checked-in video appointment and who to ring (`governor_endpoint`, else the
+    governor's desk), or a clear refusal."""
     if session.scalar(sa.select(sa.func.count(Appointment.id)).where(
             Appointment.status == AppointmentStatus.IN_SESSION)):
         raise InvalidInput("governor", "the governor is in a session; end it first")
@@ -51,12 +53,14 @@ def next_call(session: Session, now: dt.datetime, early_minutes: int, late_minut
     phone = session.scalars(sa.select(Device).where(
         Device.centre_id == appointment.centre_id, Device.kind == DeviceKind.CENTRE_PHONE,
         Device.enabled).order_by(Device.id)).first()
-    desk = session.scalars(sa.select(Device).where(
-        Device.kind == DeviceKind.GOVERNOR_DESK, Device.enabled).order_by(Device.id)).first()
+    if governor_endpoint is None:
+        desk = session.scalars(sa.select(Device).where(
+            Device.kind == DeviceKind.GOVERNOR_DESK, Device.enabled).order_by(Device.id)).first()
+        governor_endpoint = _endpoint(desk, "governor's desk endpoint")
     remaining = int((appointment.slot_end - now).total_seconds())
     return NextCall(appointment.id, appointment.reference, appointment.citizen.name,
                     _endpoint(phone, "video phone at the appointment's centre"),
-                    _endpoint(desk, "governor's desk endpoint"), max(60, remaining))
+                    governor_endpoint, max(60, remaining))
 
 
 def originate_action(call: NextCall) -> dict:
@@ -68,6 +72,8 @@ def originate_action(call: NextCall) -> dict:
         # What the governor's phone shows: the citizen's name and booking reference, never the ID.
         "CallerID": f'"{call.citizen_name} {call.reference}" <{call.reference}>',
         "Timeout": str(RING_SECONDS * 1000),
+        # Without it Asterisk offers the governor's endpoint audio only, and the centre no video.
+        "Codecs": "opus,g722,ulaw,alaw,vp8,h264",
         "Async": "true",
         "Variable": [f"TAWASUL_APPOINTMENT={call.appointment_id}",
                      f"TAWASUL_CENTRE={call.centre_endpoint}",

@@ -37,6 +37,10 @@ class Settings:
     sip_host: str = "127.0.0.1"
     sip_tls_port: int = 5061
     sip_udp_port: int = 5060  # plain UDP, bound to 127.0.0.1 only (local tools, SIPp load tests)
+    # Asterisk's HTTPS port (on sip_host): the governor's console page connects its in-browser
+    # video endpoint here over a secure websocket (wss://sip_host:webrtc_port/ws). 0: no
+    # in-browser endpoint (the governor's desk phone only).
+    webrtc_port: int = 8089
     rtp_start: int = 10000
     rtp_end: int = 20000
 

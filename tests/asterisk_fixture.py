@@ -23,6 +23,7 @@ TEST_PORTS = {
     "sip_udp_port": free_port(),
     "sip_tls_port": free_port(),
     "agi_port": free_port(),
+    "webrtc_port": free_port(),
     "rtp_start": 30000,
     "rtp_end": 30999,
 }

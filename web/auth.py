@@ -13,7 +13,7 @@ from wtforms.validators import DataRequired, Length
 
 from tawasul import users
 from tawasul.models import Role, User
-from web import db_of, limiter
+from web import db_of, limiter, settings_of
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -94,6 +94,10 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
+    if current_user.role is Role.GOVERNOR_OFFICE:
+        from web.console import revoke_video  # the console's video credentials end with the login
+
+        revoke_video(settings_of(current_app))
     logout_user()
     return redirect(url_for("home.index"))
 

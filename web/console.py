@@ -30,15 +30,18 @@ from flask import (
     current_app,
     flash,
     jsonify,
+    make_response,
     redirect,
     render_template,
+    request,
     url_for,
 )
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
-from tawasul import ami, booking, governor_calls, livestate, scheduling
+from provisioning import console_endpoint
+from tawasul import ami, audit, booking, governor_calls, livestate, scheduling
 from tawasul.models import (
     Appointment,
     AppointmentKind,
@@ -50,7 +53,7 @@ from tawasul.models import (
     Ticket,
 )
 from tawasul.validation import InvalidInput
-from web import db_of, settings_of
+from web import CSP, db_of, settings_of
 from web.auth import roles_required
 
 bp = Blueprint("console", __name__, url_prefix="/console")
@@ -150,7 +153,15 @@ def index():
                          "earlier": [(e.slot_start.astimezone(zone), e.reference, e.status.value, e.subject)
                                      for e in earlier],
                          "tickets": [(t.id, t.reference, t.kind.value, t.status.value, t.subject) for t in found]})
-    return render_template("console/index.html", day=day, rows=rows, form=ActionForm())
+    settings = settings_of(current_app)
+    video = console_endpoint.enabled(settings)
+    response = make_response(render_template("console/index.html", day=day, rows=rows, form=ActionForm(),
+                                             video=video))
+    if video:  # the page's video endpoint: camera and microphone, and Asterisk's secure websocket only
+        response.headers["Content-Security-Policy"] = (
+            f"{CSP}; connect-src 'self' {console_endpoint.ws_url(settings)}")
+        response.headers["Permissions-Policy"] = "geolocation=(), microphone=(self), camera=(self)"
+    return response
 
 
 @bp.get("/state")
@@ -203,13 +214,21 @@ def stream():
     return response
 
 
-def _back():
-    return redirect(url_for("console.index"))
+def _wants_json() -> bool:
+    """The console page sends its actions with fetch() while its video is on (a page load would
+    end the call): it asks for JSON."""
+    return request.accept_mimetypes.best == "application/json"
+
+
+def _done(message: str, ok: bool = True):
+    if _wants_json():
+        return jsonify(ok=ok, message=message), (200 if ok else 409)
+    flash(message, "success" if ok else "error")
+    return redirect(url_for("console.index")), 303
 
 
 def _refuse(message: str):
-    flash(message, "error")
-    return _back(), 303
+    return _done(message, ok=False)
 
 
 def _checked_form():
@@ -225,7 +244,9 @@ def connect_next():
     settings = settings_of(current_app)
     try:
         with db_of(current_app).read() as session:
-            call = governor_calls.next_call(session, now_utc(), settings.early_minutes, settings.late_minutes)
+            # "console": the page that asks has its video on, and takes the session itself.
+            ring = console_endpoint.ENDPOINT if request.form.get("ring") == "console" else None
+            call = governor_calls.next_call(session, now_utc(), settings.early_minutes, settings.late_minutes, ring)
     except InvalidInput as error:
         if error.field == "appointment":
             return _refuse(_("No checked-in session is due now: nothing to connect."))
@@ -240,9 +261,8 @@ def connect_next():
         return _refuse(_("Asterisk refused the call: %(why)s", why=reply.get("Message", "")))
     with db_of(current_app).write() as session:
         governor_calls.record_request(session, call, current_user.username)
-    flash(_("Ringing the governor's endpoint, then %(name)s (%(reference)s).",
-            name=call.citizen_name, reference=call.reference), "success")
-    return _back(), 303
+    return _done(_("Ringing the governor's endpoint, then %(name)s (%(reference)s).",
+                   name=call.citizen_name, reference=call.reference))
 
 
 def session_channels(session, appointment: Appointment, live_channels: dict) -> list[str]:
@@ -285,8 +305,7 @@ def end(appointment_id: int):
         return _refuse(_("Asterisk cannot be reached; the session was not ended."))
     if not any(ami.succeeded(r) for r in replies):
         return _refuse(_("The call had already ended."))
-    flash(_("The session is being ended."), "success")
-    return _back(), 303
+    return _done(_("The session is being ended."))
 
 
 @bp.post("/<int:appointment_id>/no-show")
@@ -303,5 +322,48 @@ def no_show(appointment_id: int):
         if error.field == "at":
             return _refuse(_("This session is not due yet; it cannot be marked a no-show."))
         return _refuse(_("Only a session still waiting (not in session or ended) can be marked a no-show."))
-    flash(_("Marked as a no-show."), "success")
-    return _back(), 303
+    return _done(_("Marked as a no-show."))
+
+
+@bp.post("/video")
+@roles_required(Role.GOVERNOR_OFFICE)
+def video_on():
+    """Switch this page's video endpoint on: new credentials for this page alone (the previous
+    page's stop working), sent in the reply and never shown or stored."""
+    _checked_form()
+    settings = settings_of(current_app)
+    if not console_endpoint.enabled(settings):
+        return jsonify(ok=False, message=_("Video in the console is turned off on this server.")), 404
+    credentials, actions = console_endpoint.issue(settings)
+    try:
+        replies = send_actions(settings, actions)
+    except ami.AmiUnavailable:
+        return jsonify(ok=False, message=_("Asterisk cannot be reached; video in this page is not available.")), 503
+    if not all(ami.succeeded(r) for r in replies):
+        return jsonify(ok=False, message=_("Asterisk refused the console's credentials.")), 502
+    with db_of(current_app).write() as session:
+        audit.record(session, current_user.username, "console.video_on")
+    response = jsonify(ok=True, **credentials.for_page())
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def revoke_video(settings) -> bool:
+    """Nothing can register as the console any more; False if Asterisk could not be told."""
+    if not console_endpoint.enabled(settings):
+        return True
+    try:
+        send_actions(settings, console_endpoint.revoke_actions())  # "not found" is fine: already off
+    except ami.AmiUnavailable:
+        return False
+    return True
+
+
+@bp.post("/video/off")
+@roles_required(Role.GOVERNOR_OFFICE)
+def video_off():
+    _checked_form()
+    settings = settings_of(current_app)
+    if not revoke_video(settings):
+        return jsonify(ok=False, message=_("Asterisk cannot be reached; video in this page is not available.")), 503
+    return jsonify(ok=True)

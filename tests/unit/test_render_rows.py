@@ -19,7 +19,8 @@ from tawasul.settings import Settings
 from tests.unit.test_render import options, section
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "render"
-GOLDEN_FILES = ("pjsip.conf", "extensions.conf", "queues.conf", "musiconhold.conf")
+GOLDEN_FILES = ("pjsip.conf", "extensions.conf", "queues.conf", "musiconhold.conf", "rtp.conf", "http.conf",
+                "sorcery.conf")
 PASSWORDS = {"centre-bdr-1": "bdr-pass-1", "centre-ynb-1": "ynb-pass-1", "centre-ula-1": "ula-pass-1",
              "governor-desk-1": "desk-pass-1", "centre-bdr-2": "off-pass", "staff-1": "staff-pass"}
 
@@ -57,7 +58,9 @@ def layout(settings):
 
 
 @pytest.fixture
-def files(settings, layout):
+def files(settings, layout, monkeypatch):
+    # the machine's own addresses (offered as ICE candidates on a loopback-only setup) stay out of the golden files
+    monkeypatch.setattr(render, "_interface_addresses", lambda: {"127.0.0.1", "192.0.2.7"})
     return render.render_all(settings, ROWS, "ami-secret-1", layout)
 
 
@@ -131,7 +134,7 @@ def test_dialplan_acts_on_the_agi_decision_only(files):
     dials = [i for i, line in enumerate(lines) if "Dial(" in line]
     assert dials and all(i > connect for i in dials)
     # the session ends with its slot (Dial's L option), warned one minute before, to both sides
-    assert "Dial(PJSIP/governor-desk-1,30,L($[${TAWASUL_SLOT_SECONDS} * 1000]:60000))" in centre
+    assert "Dial(PJSIP/governor-desk-1&PJSIP/governor-console,30,L($[${TAWASUL_SLOT_SECONDS} * 1000]:60000))" in centre
     for setting in ("LIMIT_PLAYAUDIO_CALLER=yes", "LIMIT_PLAYAUDIO_CALLEE=yes",
                     "LIMIT_WARNING_FILE=tawasul/session-ending"):
         assert lines.index(f"n,Set({setting})") < dials[0]
@@ -162,13 +165,44 @@ def test_centre_cannot_dial_anything_else(files):
     assert [value for key, value in governor if key == "exten"][0] == "*43,1,Goto(tawasul-internal,echo,1)"
 
 
-def test_no_governor_desk_means_connect_is_denied(settings, layout):
+def test_no_governor_endpoint_means_connect_is_denied(settings, layout):
     rows = Rows(devices=tuple(d for d in ROWS.devices if d.kind != "governor_desk"), centres=ROWS.centres)
-    files = render.render_all(settings, rows, "s", layout)
+    files = render.render_all(dataclasses.replace(settings, webrtc_port=0), rows, "s", layout)
     from_centre = files["extensions.conf"].split("[from-centre]")[1].split("\n[")[0]
     assert "Dial(" not in from_centre
     assert "n(connect),Goto(deny)" in files["extensions.conf"]
+    assert "governor-console" not in files["pjsip.conf"] and "tlsenable" not in files["http.conf"]
     assert validate(files) == []
+
+
+def test_without_a_desk_phone_the_console_takes_the_sessions(settings, layout):
+    rows = Rows(devices=tuple(d for d in ROWS.devices if d.kind != "governor_desk"), centres=ROWS.centres)
+    files = render.render_all(settings, rows, "s", layout)
+    from_centre = files["extensions.conf"].split("[from-centre]")[1].split("\n[")[0]
+    assert "Dial(PJSIP/governor-console,30," in from_centre
+    assert "member => Local/governor-console@tawasul-line-member/n" in files["queues.conf"]
+    assert validate(files) == []
+
+
+def test_the_console_endpoint_is_webrtc_with_no_secret_in_any_file(files):
+    console = dict(options(section(files["pjsip.conf"], "governor-console")))
+    assert console["webrtc"] == "yes" and console["transport"] == "transport-wss"
+    assert console["allow"] == "!all,opus,ulaw,vp8" and console["direct_media"] == "no"
+    # its auth lives in AstDB (per console page), never in pjsip.conf
+    assert "[governor-console]\ntype = auth" not in files["pjsip.conf"]
+    assert "auth = astdb,tawasul" in files["sorcery.conf"]
+    http = dict(options(section(files["http.conf"], "general")))
+    assert "bindaddr" not in http and http["tlsenable"] == "yes"  # no plain HTTP listener
+    assert validate(files) == []
+
+
+def test_validate_refuses_a_console_endpoint_that_is_not_webrtc(files):
+    broken = dict(files)
+    broken["pjsip.conf"] = files["pjsip.conf"].replace("webrtc = yes", "webrtc = no").replace(
+        "transport = transport-wss", "transport = transport-tls")
+    errors = validate(broken)
+    assert any("governor-console: webrtc must be yes" in e for e in errors), errors
+    assert any("governor-console: transport must be the secure websocket" in e for e in errors), errors
 
 
 def test_no_devices_without_tls_is_fine_but_devices_need_tls(settings):

@@ -57,7 +57,8 @@
     var unknown = false;
     state.sessions.forEach(function (row) { if (!applySession(row)) { unknown = true; } });
     if (list && state.sessions.length !== list.children.length) { unknown = true; }
-    if (unknown && !document.querySelector("form:focus-within")) {
+    // (never while the page's video is on: a reload would end the call)
+    if (unknown && !window.tawasulVideoActive && !document.querySelector("form:focus-within")) {
       window.location.reload(); // a session was added or removed today: take the new list
     }
     tick();
