@@ -6,7 +6,7 @@ import importlib
 import os
 import sys
 
-BENCHMARKS = ["booking", "agi_routing", "provisioning", "web"]
+BENCHMARKS = ["booking", "agi_routing", "provisioning", "web", "console"]
 
 
 def main(names: list[str]) -> int:

@@ -51,7 +51,7 @@ class AmiClient:
                             ping_delay=10, reconnect_timeout=reconnect_seconds, events="on")
         self._manager: Manager | None = None
         self._logged_in = asyncio.Event()
-        self._subscribers: list[asyncio.Queue] = []
+        self._subscribers: list[tuple[asyncio.Queue, object]] = []  # (queue, wanted or None)
         self.dropped_events = 0
 
     @classmethod
@@ -111,18 +111,22 @@ class AmiClient:
             responses.pop(key, None)
         future.cancel()
 
-    def subscribe(self, maxsize: int = 10000) -> asyncio.Queue:
-        """A queue of every event from now on (and a RESYNC marker after each reconnect)."""
+    def subscribe(self, maxsize: int = 10000, wanted=None) -> asyncio.Queue:
+        """A queue of every event from now on, or of those `wanted(event)` accepts (and a RESYNC
+        marker after each reconnect, always): a subscriber that needs few events never has its
+        queue filled, and so its events dropped, by the others."""
         queue: asyncio.Queue = asyncio.Queue(maxsize)
-        self._subscribers.append(queue)
+        self._subscribers.append((queue, wanted))
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue) -> None:
-        if queue in self._subscribers:
-            self._subscribers.remove(queue)
+        self._subscribers = [(q, w) for q, w in self._subscribers if q is not queue]
 
     def _publish(self, event) -> None:
-        for queue in self._subscribers:
+        marker = event.get("Event") == RESYNC
+        for queue, wanted in self._subscribers:
+            if wanted is not None and not marker and not wanted(event):
+                continue
             if queue.full():
                 queue.get_nowait()
                 self.dropped_events += 1

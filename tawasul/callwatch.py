@@ -30,7 +30,16 @@ class CallWatcher:
     def __init__(self, db: Database, client: AmiClient, clock=_now, state_dir: Path | None = None):
         """`state_dir`: where recorded messages are found and attachments kept (None: messages ignored)."""
         self.db, self.client, self.clock, self.state_dir = db, client, clock, state_dir
-        self.queue = client.subscribe()  # before connecting: the first login's resync is not missed
+        # before connecting: the first login's resync is not missed
+        self.queue = client.subscribe(wanted=self.wanted)
+
+    @staticmethod
+    def wanted(event) -> bool:
+        """The few events `handle` acts on (registrations and other channels' events are not queued)."""
+        name = event.get("Event", "")
+        if name == "UserEvent":
+            return event.get("UserEvent", "") in ("TawasulDecision", "TawasulMessage", "TawasulHangup")
+        return name == "DialBegin" or (name == "DialEnd" and event.get("DialStatus") == "ANSWER")
 
     def handle(self, event) -> None:
         """Apply one AMI event (synchronous: run it in a worker thread)."""

@@ -45,14 +45,25 @@ def _device_endpoint(device: str) -> str:
 
 
 class LiveState:
-    def __init__(self):
+    def __init__(self, clock=lambda: dt.datetime.now(dt.UTC)):
         self.registered: dict[str, bool] = {}
         self.channels: dict[str, dict] = {}
         self.ami = False
+        # endpoint -> when it was last seen registered (ISO, UTC), kept across resyncs: the board's "last seen"
+        self.seen: dict[str, str] = {}
+        self.clock = clock
+
+    def _note_gone(self, before: dict[str, bool]) -> None:
+        now = None
+        for endpoint, up in before.items():
+            if up and not self.registered.get(endpoint):
+                now = now or self.clock().isoformat(timespec="seconds")
+                self.seen[endpoint] = now
 
     def apply(self, event) -> bool:
         """Fold one AMI event in; True when the snapshot changed."""
         before = self.snapshot()
+        was = dict(self.registered)
         name = event.get("Event", "")
         if name == "ContactStatus":
             status = str(event.get("ContactStatus", "")).lower()
@@ -81,15 +92,17 @@ class LiveState:
                                           "linkedid": event.get("Linkedid", "")}
         elif name == "Hangup":
             self.channels.pop(event.get("Channel", ""), None)
+        self._note_gone(was)
         return self.snapshot() != before
 
     def resync(self, endpoints: list, channels: list) -> None:
         """Replace the view with PJSIPShowEndpoints' and CoreShowChannels' answers."""
-        self.registered = {}
+        was, self.registered = self.registered, {}
         for event in endpoints:
             if event.get("Event") == "EndpointList" and event.get("ObjectName"):
                 state = str(event.get("DeviceState", "")).lower()
                 self.registered[event["ObjectName"]] = state not in _DOWN_DEVICE | _UNKNOWN_DEVICE
+        self._note_gone(was)
         self.channels = {}
         for event in channels:
             if event.get("Event") == "CoreShowChannel" and event.get("Channel"):
@@ -100,7 +113,8 @@ class LiveState:
     def snapshot(self) -> dict:
         return {"ami": self.ami,
                 "registered": sorted(e for e, up in self.registered.items() if up),
-                "channels": {name: dict(c) for name, c in sorted(self.channels.items())}}
+                "channels": {name: dict(c) for name, c in sorted(self.channels.items())},
+                "seen": dict(self.seen)}
 
 
 def save(session: Session, snapshot: dict, now: dt.datetime | None = None) -> int:
@@ -121,7 +135,7 @@ def load(session: Session) -> tuple[int, dict]:
     row = session.execute(sa.select(LiveStateRow.version, LiveStateRow.data)
                           .where(LiveStateRow.key == KEY)).first()
     if row is None:
-        return 0, {"ami": False, "registered": [], "channels": {}}
+        return 0, {"ami": False, "registered": [], "channels": {}, "seen": {}}
     return row.version, row.data
 
 

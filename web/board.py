@@ -3,8 +3,9 @@ user agent, TLS contact, expiry, last seen), codecs and TLS/SRTP state as Asteri
 an alert for each centre with a session in the next 30 minutes and no registered phone; and a
 one-click test call (echo) to a device. When AMI cannot be reached the page says so.
 
-"Last seen" is when this web process last saw the device registered (kept in memory: it starts
-empty after a restart). /board/status.json is what the page polls every 2 seconds.
+"Last seen" is now for a registered device, else when the call watcher last saw it registered
+(tawasul.livestate keeps it across Asterisk restarts; every web process reads the same row).
+/board/status.json is what the page polls every 2 seconds.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import selectinload
 
-from tawasul import ami, audit, board as rules
+from tawasul import ami, audit, board as rules, livestate
 from tawasul.models import Appointment, AppointmentKind, AppointmentStatus, Device, DeviceKind, Role, utcnow
 from web import db_of, settings_of
 from web.auth import roles_required
@@ -56,18 +57,17 @@ def _snapshot() -> dict:
                    Appointment.slot_start <= now + rules.ALERT_WINDOW)).all()
         upcoming = [rules.Upcoming(a.reference, a.centre.code, a.slot_start, tuple(phones.get(a.centre_id, ())))
                     for a in appointments]
+        seen = livestate.load(session)[1].get("seen", {})
     registrations, ami_error = {}, None
     try:
         registrations = rules.read_registrations(settings_of(app), _secret(), [r["sip_user"] for r in rows])
     except (ami.AmiUnavailable, OSError) as exc:
         ami_error = str(exc) or type(exc).__name__
-    seen = app.extensions.setdefault("tawasul.board.last_seen", {})
     for row in rows:
         reg = registrations.get(row["sip_user"])
         row["reg"] = reg
-        if reg and reg.registered:
-            seen[row["sip_user"]] = now
-        row["last_seen"] = seen.get(row["sip_user"])
+        earlier = seen.get(row["sip_user"])
+        row["last_seen"] = now if reg and reg.registered else (dt.datetime.fromisoformat(earlier) if earlier else None)
     alerts = rules.alerts(registrations, upcoming, now) if not ami_error else [
         rules.Alert(u.centre_code, u.reference, u.slot_start, max(0, int((u.slot_start - now).total_seconds() // 60)),
                     u.sip_users) for u in upcoming]

@@ -17,8 +17,9 @@ def web():
 
 @web.command("serve")
 @click.option("--workers", default=2, show_default=True)
-@click.option("--threads", default=8, show_default=True,
-              help="Threads per worker; half of them at most serve the governor's console streams.")
+@click.option("--threads", default=24, show_default=True,
+              help="Threads per worker; half of them at most serve the governor's console streams "
+                   "(the default: 24 consoles open at once over 2 workers).")
 @click.pass_obj
 def serve(settings, workers, threads):
     """Serve the web app with gunicorn (in the foreground)."""

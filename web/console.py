@@ -10,8 +10,8 @@ POLL_SECONDS with two small queries and sends an event only when the page's view
 no web process needs its own AMI connection and any gunicorn worker can serve any console.
 
 Streams are long requests: gunicorn runs gthread workers (web/cli.py: `--threads`), and each
-worker process serves at most CONSOLE_MAX_STREAMS streams at once (others get 503 and the
-browser's EventSource retries); a stream ends after CONSOLE_STREAM_SECONDS and the browser
+worker process serves at most CONSOLE_MAX_STREAMS streams at once (others get 503, and the
+page opens its stream again a few seconds later: an EventSource gives up on a 503 by itself); a stream ends after CONSOLE_STREAM_SECONDS and the browser
 reconnects, so threads are never held for ever.
 """
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The console's live state from fake AMI events: registrations, channels, the resync after a
 login, and the service publishing one snapshot row (with a version) per change."""
 import asyncio
+import datetime as dt
 
 from panoramisk.message import Message
 
@@ -29,6 +30,19 @@ def test_registrations_from_contact_device_and_peer_events():
     assert state.apply(ev(Event="PeerStatus", Peer="PJSIP/governor-desk-1", PeerStatus="Reachable"))
     assert state.snapshot()["registered"] == ["governor-desk-1"]
     assert not state.apply(ev(Event="VarSet", Channel="PJSIP/x-00000001", Variable="A", Value="1"))
+
+
+def test_last_seen_is_when_a_device_stopped_being_registered_and_survives_a_resync():
+    times = iter(["2026-12-01T09:00:00+00:00", "2026-12-01T09:05:00+00:00"])
+    state = LiveState(clock=lambda: dt.datetime.fromisoformat(next(times)))
+    state.apply(ev(Event="ContactStatus", EndpointName="centre-bdr-1", ContactStatus="Created"))
+    assert state.snapshot()["seen"] == {}  # registered now: nothing to remember yet
+    state.apply(ev(Event="ContactStatus", EndpointName="centre-bdr-1", ContactStatus="Removed"))
+    assert state.snapshot()["seen"] == {"centre-bdr-1": "2026-12-01T09:00:00+00:00"}
+    state.resync([ev(Event="EndpointList", ObjectName="centre-ynb-1", DeviceState="Not in use")], [])
+    assert state.snapshot()["seen"] == {"centre-bdr-1": "2026-12-01T09:00:00+00:00"}
+    state.resync([], [])  # YNB gone while the watcher was away: seen at the resync
+    assert state.snapshot()["seen"]["centre-ynb-1"] == "2026-12-01T09:05:00+00:00"
 
 
 def test_channels_come_and_go():
@@ -119,4 +133,4 @@ def test_the_service_publishes_each_change_once(db):
 
 def test_load_before_any_snapshot(db):
     with db.read() as session:
-        assert livestate.load(session) == (0, {"ami": False, "registered": [], "channels": {}})
+        assert livestate.load(session) == (0, {"ami": False, "registered": [], "channels": {}, "seen": {}})

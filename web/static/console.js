@@ -64,14 +64,22 @@
     tick();
   }
 
-  if (window.EventSource && list) {
+  // An EventSource retries by itself after a dropped connection, but gives up for good on an
+  // error status (the server's 503 when it serves its most streams): open it again, later.
+  var retryMs = 2000;
+  function openStream() {
     var source = new EventSource(list.dataset.stream);
-    source.addEventListener("state", function (event) { applyState(JSON.parse(event.data)); });
+    source.addEventListener("state", function (event) { retryMs = 2000; applyState(JSON.parse(event.data)); });
     source.addEventListener("error", function () {
       amiNode.dataset.ami = "unknown";
       amiNode.textContent = labels.stream_down;
+      if (source.readyState === EventSource.CLOSED) {
+        window.setTimeout(openStream, retryMs + Math.random() * 1000);
+        retryMs = Math.min(retryMs * 2, 30000);
+      }
     });
   }
+  if (window.EventSource && list) { openStream(); }
   tick();
   window.setInterval(tick, 1000);
 })();
