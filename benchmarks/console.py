@@ -31,7 +31,7 @@ at most 30 channels up at once.
 
 The stream cap. web/console.py serves at most TAWASUL_CONSOLE_MAX_STREAMS streams per worker
 (web/cli.py: half the threads) and answers the others 503 (the console page then opens its stream
-again a few seconds later). The run first opens the 20 streams on the default `tawasul web serve` (2 workers x 24 threads)
+again a few seconds later). The run first opens the 20 streams on the default `tawasul web serve` (2 workers x 32 threads)
 and prints how many it got; the measurement then runs on `--threads 40`, so that either worker alone
 could hold all 20.
 
@@ -538,7 +538,7 @@ def main() -> None:
           f" fed by a scripted Asterisk 22 AMI; {len(phones)} phones, {len(set(sessions.values()))} shown on the "
           f"page; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
           f"{'  (QUICK: short burst)' if plan is QUICK else ''}")
-    print(f"  default `tawasul web serve` (2 workers x 24 threads): {opened[200]} of {CONSOLES} streams opened "
+    print(f"  default `tawasul web serve` (2 workers x 32 threads): {opened[200]} of {CONSOLES} streams opened "
           f"({ {k: n for k, n in opened.items() if k != 200} or 'none refused'})  "
           f"{_verdict(opened[200] == CONSOLES)}")
     print(f"  {'phase':8} {'events/s':>8} {'flips':>6} {'samples':>7} {'missed':>6} {'p50 ms':>8} {'p95 ms':>8} "

@@ -75,7 +75,7 @@ def _unique_code(session: Session, model, value: str, exclude_id: int | None = N
     if exclude_id is not None:
         query = query.where(model.id != exclude_id)
     if session.scalar(query) is not None:
-        raise Conflict("code", f"{value} is already used")
+        raise Conflict("code", "is already used")
 
 
 def create_governorate(session: Session, actor: str, *, code_: str, name_ar: str, name_en: str,
@@ -143,9 +143,9 @@ def add_device(session: Session, vault: Vault, actor: str, *, kind: str, sip_use
     if len(label or "") > 120 or len(model or "") > 40:
         raise InvalidInput("label", "is too long")
     if session.scalar(sa.select(Device.id).where(Device.sip_user == sip_user)) is not None:
-        raise Conflict("sip_user", f"{sip_user} is already used")
+        raise Conflict("sip_user", "is already used")
     if mac_value and session.scalar(sa.select(Device.id).where(Device.mac == mac_value)) is not None:
-        raise Conflict("mac", f"{mac_value} is already used")
+        raise Conflict("mac", "is already used")
     secret = new_sip_secret()
     device = Device(kind=kind_, centre=centre, label=(label or "").strip(), vendor=vendor, model=(model or "").strip(),
                     mac=mac_value, sip_user=sip_user, secret_encrypted=vault.encrypt(secret))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -90,10 +91,11 @@ def _actor() -> str:
 def _field_error(form, exc: InvalidInput, mapping: dict | None = None) -> None:
     name = (mapping or {}).get(exc.field, exc.field)
     field = getattr(form, name, None)
+    message = _(exc.message)  # tawasul.administration's messages, translated in the operations catalog
     if field is None:
-        form.form_errors.append(f"{exc.field}: {exc.message}")
+        form.form_errors.append(f"{exc.field}: {message}")
     else:
-        field.errors = list(field.errors or []) + [exc.message]
+        field.errors = list(field.errors or []) + [message]
 
 
 # --------------------------------------------------------------------------- overview and health

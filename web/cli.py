@@ -17,9 +17,9 @@ def web():
 
 @web.command("serve")
 @click.option("--workers", default=2, show_default=True)
-@click.option("--threads", default=24, show_default=True,
+@click.option("--threads", default=32, show_default=True,
               help="Threads per worker; half of them at most serve the governor's console streams "
-                   "(the default: 24 consoles open at once over 2 workers).")
+                   "(the default: 16 console streams per worker).")
 @click.pass_obj
 def serve(settings, workers, threads):
     """Serve the web app with gunicorn (in the foreground)."""

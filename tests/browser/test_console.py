@@ -42,9 +42,9 @@ def test_the_console_lists_the_day_in_arabic_and_updates_live(web_server, web_db
     name = "عبدالرحمن فيصل الجهني"
     appointment = add_due_session(web_db_url, name, "إنارة الطريق العام")
     sign_in(page, web_server, web_accounts, "governor_office")
-    page.get_by_role("link", name="منصة سمو المحافظ").click()
+    page.get_by_role("link", name="منصة سمو الأمير").click()
     assert page.locator("html").get_attribute("dir") == "rtl"
-    assert page.get_by_role("heading", level=1).inner_text() == "منصة سمو المحافظ"
+    assert page.get_by_role("heading", level=1).inner_text() == "منصة سمو الأمير"
     item = page.locator(f"#session-{appointment}")
     assert name in item.inner_text() and "إنارة الطريق العام" in item.inner_text()
     assert "مركز تواصل - محافظة ينبع" in item.inner_text()

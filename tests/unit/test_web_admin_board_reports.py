@@ -58,7 +58,7 @@ def test_add_centre_and_refusals(web_app, client, login):
     bad = post(client, "/admin/centres/new", {**CENTRE, "governorate_id": gov, "allowed_networks": "nonsense"})
     assert bad.status_code == 400 and "CIDR" in bad.get_data(as_text=True)
     dup = post(client, "/admin/centres/new", {**CENTRE, "governorate_id": gov, "code": "BDR"})
-    assert dup.status_code == 400 and "already used" in dup.get_data(as_text=True)
+    assert dup.status_code == 400 and "مستخدم من قبل" in dup.get_data(as_text=True)
     no_csrf = client.post("/admin/centres/new", data={**CENTRE, "governorate_id": gov})
     assert no_csrf.status_code == 400
     assert count(web_app, Centre) == before
@@ -91,7 +91,7 @@ def test_add_device_shows_profile_never_secret(web_app, client, login):
     before = count(web_app, Device)
     bad = post(client, "/admin/devices", {"kind": "centre_phone", "centre_id": bdr, "sip_user": "centre-bdr-1",
                                           "vendor": "yealink", "mac": ""})
-    assert bad.status_code == 400 and "already used" in bad.get_data(as_text=True)
+    assert bad.status_code == 400 and "مستخدم من قبل" in bad.get_data(as_text=True)
     bad = post(client, "/admin/devices", {"kind": "centre_phone", "centre_id": 0, "sip_user": "centre-x-2",
                                           "vendor": "yealink", "mac": "zz"})
     assert bad.status_code == 400
@@ -113,9 +113,9 @@ def test_schedule_form_and_holidays(web_app, client, login):
     base = {"days": ["6", "0"], "video_start": "09:00", "video_end": "12:00", "slot_minutes": "15",
             "buffer_minutes": "5", "in_person_start": "13:00", "in_person_capacity": "30"}
     bad = post(client, "/admin/schedule", {**base, "video_end": "08:00"})
-    assert bad.status_code == 400 and "must be after the start" in bad.get_data(as_text=True)
+    assert bad.status_code == 400 and "يجب أن يكون بعد وقت البداية" in bad.get_data(as_text=True)
     bad = post(client, "/admin/schedule", {**base, "in_person_start": "10:00"})
-    assert bad.status_code == 400 and "overlaps" in bad.get_data(as_text=True)
+    assert bad.status_code == 400 and "يتداخل مع ساعات الجلسات المرئية" in bad.get_data(as_text=True)
     assert post(client, "/admin/schedule", {**base, "slot_minutes": "2"}).status_code == 400
     assert post(client, "/admin/schedule", {**base, "video_start": "9h"}).status_code == 400
     with db(web_app).read() as session:
@@ -127,7 +127,7 @@ def test_schedule_form_and_holidays(web_app, client, login):
     assert post(client, "/admin/schedule/holidays", {"day": "2030-09-23", "name": "National day"},
                 "/admin/schedule").status_code == 302
     dup = post(client, "/admin/schedule/holidays", {"day": "2030-09-23", "name": "x"}, "/admin/schedule")
-    assert dup.status_code == 400 and "already a holiday" in dup.get_data(as_text=True)
+    assert dup.status_code == 400 and "هذا اليوم إجازة من قبل" in dup.get_data(as_text=True)
     assert count(web_app, Holiday) == 1
 
 
@@ -171,7 +171,7 @@ def test_board_says_when_ami_is_unreachable(web_app, client, login):
     assert client.get("/board/status.json").get_json()["ami_error"]
     call = post(client, "/board/test-call/centre-bdr-1", {}, "/board/")
     assert call.status_code == 302
-    assert "could not be placed" in client.get("/board/").get_data(as_text=True)
+    assert "تعذّر إجراء مكالمة الاختبار" in client.get("/board/").get_data(as_text=True)
     assert post(client, "/board/test-call/nobody", {}, "/board/").status_code == 404
     assert client.post("/board/test-call/centre-bdr-1").status_code == 400  # no CSRF token
     login("it_admin")

@@ -108,7 +108,7 @@ def test_the_days_sessions_in_order_with_history_in_arabic(web_app, client, logi
                     actor="test")
     login("governor_office")
     page = client.get("/console/").get_data(as_text=True)
-    assert 'lang="ar" dir="rtl"' in page and "منصة سمو المحافظ" in page
+    assert 'lang="ar" dir="rtl"' in page and "منصة سمو الأمير" in page
     assert page.index(f'id="session-{first}"') < page.index(f'id="session-{later}"')
     assert "ملغى الموعد" not in page
     assert "سارة محمد العتيبي" in page and "خالد عبدالله" in page and "طريق القرية" in page
@@ -142,7 +142,7 @@ def test_connect_next_originates_the_due_session(web_app, client, login, ami_sen
     with db(web_app).read() as session:
         assert session.scalars(sa.select(AuditEntry).where(AuditEntry.action == "call.connect_next")).one() \
             .actor == "governor_office"
-    assert "جارٍ الاتصال بجهاز سمو المحافظ" in client.get("/console/").get_data(as_text=True)
+    assert "جارٍ الاتصال بجهاز سمو الأمير" in client.get("/console/").get_data(as_text=True)
 
 
 def test_connect_next_refused_while_in_session_or_by_asterisk(web_app, client, login, ami_sent):
@@ -154,7 +154,7 @@ def test_connect_next_refused_while_in_session_or_by_asterisk(web_app, client, l
     add_session(web_app, minutes_from_now=-20, status=AppointmentStatus.IN_SESSION, national="44445555")
     post(client, "/console/next")
     assert len(ami_sent.sent) == 1
-    assert "سمو المحافظ في جلسة الآن" in client.get("/console/").get_data(as_text=True)
+    assert "سمو الأمير في جلسة الآن" in client.get("/console/").get_data(as_text=True)
 
 
 def test_end_hangs_up_the_sessions_channels(web_app, client, login, ami_sent):
