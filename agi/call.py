@@ -7,6 +7,8 @@ Tests can pass fakes for both arguments.
 """
 from __future__ import annotations
 
+import asyncio
+
 import datetime as dt
 import re
 from collections.abc import Callable, Mapping
@@ -36,6 +38,13 @@ class HandlerContext:
     settings: Settings
     sessions: Callable[[], AbstractContextManager[Session]]  # e.g. Database.read
     clock: Callable[[], dt.datetime] = utc_now                 # aware UTC
+    # Run database work on the event loop itself: only for a local SQLite file, whose reads (WAL)
+    # never wait on anything and take about a millisecond, less than handing them to a thread costs
+    # under load. A database over the network (it may hang) always gets a worker thread.
+    db_inline: bool = False
+
+    async def in_db(self, work: Callable, *args):
+        return work(*args) if self.db_inline else await asyncio.to_thread(work, *args)
 
 
 @dataclass(frozen=True)

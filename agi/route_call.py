@@ -7,7 +7,6 @@ Read-only: nothing is written to the database (state transitions come later).
 """
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hmac
 import logging
@@ -28,7 +27,9 @@ from tawasul.models import (
     Device,
     DeviceKind,
     GovernorSchedule,
+    Holiday,
 )
+from tawasul.validation import InvalidInput
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,53 @@ class Due:
     governor_busy: bool
 
 
-def in_hours(plan: GovernorSchedule, now: dt.datetime) -> bool:
+@dataclass(frozen=True)
+class Hours:
+    """What route_call needs of the governor's schedule (as tawasul.scheduling reads it)."""
+
+    timezone: str
+    weekdays: frozenset[int]
+    holidays: tuple  # objects with a .day
+    video_start: dt.time
+    video_end: dt.time
+
+
+class _Day:
+    __slots__ = ("day",)
+
+    def __init__(self, day: dt.date):
+        self.day = day
+
+
+# Built once: this runs for every call, and building a statement costs more than running it.
+_PLAN = (sa.select(GovernorSchedule.id, GovernorSchedule.timezone, GovernorSchedule.session_days,
+                   GovernorSchedule.video_start, GovernorSchedule.video_end).order_by(GovernorSchedule.id).limit(1))
+_HOLIDAYS = sa.select(Holiday.day).where(Holiday.schedule_id == sa.bindparam("plan"))
+_BUSY = sa.select(sa.func.count(Appointment.id)).where(Appointment.status == AppointmentStatus.IN_SESSION)
+# (id, require_code) of the active centre of an enabled centre phone.
+_CENTRE_OF = (sa.select(Centre.id, Centre.require_code).join(Device, Device.centre_id == Centre.id)
+              .where(Device.sip_user == sa.bindparam("endpoint"), Device.enabled,
+                     Device.kind == DeviceKind.CENTRE_PHONE, Centre.active))
+# This centre's active video appointments within a day either side of now (a superset of the local day).
+_NEAR = (sa.select(Appointment.id, Appointment.checkin_code, Appointment.slot_start, Appointment.slot_minutes,
+                   Appointment.reference, Citizen.name)
+         .join(Citizen, Citizen.id == Appointment.citizen_id)
+         .where(Appointment.centre_id == sa.bindparam("centre"), Appointment.kind == AppointmentKind.VIDEO,
+                Appointment.status.in_(booking.ACTIVE),
+                Appointment.slot_start >= sa.bindparam("since"), Appointment.slot_start <= sa.bindparam("until"))
+         .order_by(Appointment.slot_start, Appointment.id))
+
+
+def load_hours(db: sa.Connection) -> Hours:
+    row = db.execute(_PLAN).first()
+    if row is None:
+        raise InvalidInput("schedule", "no governor's schedule is set up yet")
+    holidays = tuple(_Day(day) for day in db.execute(_HOLIDAYS, {"plan": row.id}).scalars())
+    weekdays = frozenset(int(d) for d in row.session_days.split(",") if d.strip())
+    return Hours(row.timezone, weekdays, holidays, row.video_start, row.video_end)
+
+
+def in_hours(plan: Hours | GovernorSchedule, now: dt.datetime) -> bool:
     """A session day (not a holiday), between the start and the end of video sessions, local time."""
     day = scheduling.local_day(plan, now)
     if not scheduling.is_session_day(plan, day):
@@ -61,42 +108,28 @@ def in_hours(plan: GovernorSchedule, now: dt.datetime) -> bool:
     return start <= now < end
 
 
-def governor_busy(session: Session) -> bool:
-    return session.scalar(sa.select(sa.func.count(Appointment.id)).where(
-        Appointment.status == AppointmentStatus.IN_SESSION)) > 0
+def governor_busy(db: sa.Connection) -> bool:
+    return db.execute(_BUSY).scalar() > 0
 
 
-def _centre_of(session: Session, endpoint: str):
-    """(id, require_code) of the active centre of an enabled centre phone, in one query."""
-    if not endpoint:
-        return None
-    return session.execute(
-        sa.select(Centre.id, Centre.require_code).join(Device, Device.centre_id == Centre.id).where(
-            Device.sip_user == endpoint, Device.enabled, Device.kind == DeviceKind.CENTRE_PHONE,
-            Centre.active)).first()
+def _centre_of(db: sa.Connection, endpoint: str):
+    return db.execute(_CENTRE_OF, {"endpoint": endpoint}).first() if endpoint else None
 
 
-def _appointments_near(session: Session, centre_id: int, now: dt.datetime):
-    """This centre's active video appointments within a day either side of now (a superset of
-    the local day), as plain rows: what the decision needs, in one query."""
-    return session.execute(
-        sa.select(Appointment.id, Appointment.checkin_code, Appointment.slot_start, Appointment.slot_minutes,
-                  Appointment.reference, Citizen.name)
-        .join(Citizen, Citizen.id == Appointment.citizen_id)
-        .where(Appointment.centre_id == centre_id, Appointment.kind == AppointmentKind.VIDEO,
-               Appointment.status.in_(booking.ACTIVE),
-               Appointment.slot_start >= now - dt.timedelta(days=1),
-               Appointment.slot_start <= now + dt.timedelta(days=1))
-        .order_by(Appointment.slot_start, Appointment.id)).all()
+def _appointments_near(db: sa.Connection, centre_id: int, now: dt.datetime):
+    day = dt.timedelta(days=1)
+    return db.execute(_NEAR, {"centre": centre_id, "since": now - day, "until": now + day}).all()
 
 
 def assess(session: Session, endpoint: str, now: dt.datetime, early: int, late: int) -> Decision | Due:
-    """The database half of the decision (runs in a worker thread). Few, narrow queries and no ORM
-    objects: this runs for every call, and the server's throughput is this function's."""
-    centre = _centre_of(session, endpoint)
+    """The database half of the decision (runs in a worker thread). Few, narrow, prebuilt queries
+    and no ORM objects (Core, on the session's connection): this runs for every call, and the
+    server's throughput is this function's."""
+    db = session.connection()
+    centre = _centre_of(db, endpoint)
     if centre is None:
         return Decision.deny(v.UNKNOWN_DEVICE)
-    rows = _appointments_near(session, centre.id, now)
+    rows = _appointments_near(db, centre.id, now)
     opens, closes = now + dt.timedelta(minutes=early), now - dt.timedelta(minutes=late)
     due = [r for r in rows if closes <= r.slot_start <= opens]  # the window booking.due_at uses
     if due:
@@ -105,11 +138,11 @@ def assess(session: Session, endpoint: str, now: dt.datetime, early: int, late: 
             candidates=tuple(Candidate(r.id, r.checkin_code, f"{r.name} {r.reference}",
                                        r.slot_start + dt.timedelta(minutes=r.slot_minutes)) for r in due),
             require_code=centre.require_code or len(due) > 1,
-            governor_busy=governor_busy(session),
+            governor_busy=governor_busy(db),
         )
 
     # A citizen with a booking here today hears why this is not the moment, even outside hours.
-    plan = booking.schedule(session)
+    plan = load_hours(db)
     day_start = dt.datetime.combine(scheduling.local_day(plan, now), dt.time(0), tzinfo=scheduling.zone(plan))
     today = [r.slot_start for r in rows if day_start <= r.slot_start < day_start + dt.timedelta(days=1)]
     if any(start > opens for start in today):
@@ -128,7 +161,7 @@ def _assess_in_session(ctx: HandlerContext, endpoint: str, now: dt.datetime) -> 
 
 def _busy_in_session(ctx: HandlerContext) -> bool:
     with ctx.sessions() as session:
-        return governor_busy(session)
+        return governor_busy(session.connection())
 
 
 async def ask_code(call: AgiCall, candidates: tuple[Candidate, ...]) -> Candidate | None:
@@ -145,7 +178,7 @@ async def ask_code(call: AgiCall, candidates: tuple[Candidate, ...]) -> Candidat
 
 async def route_call(call: AgiCall, ctx: HandlerContext) -> Decision:
     endpoint = call.arg(1).strip()
-    outcome = await asyncio.to_thread(_assess_in_session, ctx, endpoint, ctx.clock())
+    outcome = await ctx.in_db(_assess_in_session, ctx, endpoint, ctx.clock())
     if isinstance(outcome, Decision):
         return outcome
 
@@ -154,7 +187,7 @@ async def route_call(call: AgiCall, ctx: HandlerContext) -> Decision:
         chosen = await ask_code(call, outcome.candidates)
         if chosen is None:
             return Decision.deny(v.BAD_CODE)
-        busy = await asyncio.to_thread(_busy_in_session, ctx)  # the code took a while: look again
+        busy = await ctx.in_db(_busy_in_session, ctx)  # the code took a while: look again
     else:
         chosen = outcome.candidates[0]
 

@@ -36,9 +36,12 @@ def clock():
     return Clock(at(SUNDAY, 9, 5))
 
 
-@pytest.fixture
-def server(demo_db, settings, clock):
-    running = ServerThread(HandlerContext(settings=settings, sessions=demo_db.read, clock=clock))
+@pytest.fixture(params=[False, True], ids=["db-thread", "db-inline"])
+def server(demo_db, settings, clock, request):
+    """The server as `tawasul agi serve` runs it: database work in a worker thread, or on the event
+    loop (what it does with SQLite)."""
+    running = ServerThread(HandlerContext(settings=settings, sessions=demo_db.read, clock=clock,
+                                          db_inline=request.param))
     yield running
     running.close()
 
