@@ -81,6 +81,15 @@ class Decision:
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+# MSet splits its argument at commas (outside quotes and brackets) and honours backslashes: a value
+# keeps only letters (any script), digits, spaces and - . ' so that it can never start another variable.
+_MSET_UNSAFE = re.compile(r"[^\w .'-]")
+
+
+def mset_value(value: str) -> str:
+    return _MSET_UNSAFE.sub(" ", str(value))[:200]
+
+
 def quote(value: str, max_length: int = 200) -> str:
     """One AGI command argument: control characters dropped, quotes and backslashes escaped
     (Asterisk's res_agi argument parser honours backslash escapes inside double quotes)."""
@@ -120,8 +129,12 @@ class AgiCall:
             raise AgiCommandFailed(f"{line.split(' ', 2)[:2]}: {error} {result.get('msg', '')}".strip())
         return result
 
-    async def set_variable(self, name: str, value: str) -> None:
-        await self.command(f"SET VARIABLE {name} {quote(value)}")
+    async def set_variables(self, pairs: list[tuple[str, str]]) -> None:
+        """Set them all, in order, in one round trip (EXEC MSet) rather than one per variable."""
+        payload = ",".join(f"{name}={mset_value(value)}" for name, value in pairs)
+        result = await self.command(f"EXEC MSet {quote(payload, max_length=1000)}")
+        if result.get("result", ("",))[0] not in ("0", ""):  # -2: no such application
+            raise AgiCommandFailed(f"EXEC MSet: result {result.get('result')}")
 
     async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> str:
         """Play `prompt` and collect up to `max_digits` DTMF digits; '' on timeout."""

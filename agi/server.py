@@ -194,8 +194,7 @@ class AgiServer(Application):
             log.exception("agi: %s %s failed", script, _who(call))
             decision = Decision.deny(v.ERROR)
         try:
-            for name, value in decision.variables():
-                await call.set_variable(name, value)
+            await call.set_variables(decision.variables())
         except (AgiHangup, AgiCommandFailed) as exc:
             log.info("agi: %s %s: could not set the decision (%s)", script, _who(call), exc)
             return

@@ -24,7 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from agi import variables as v
-from agi.call import Decision, HandlerContext, quote
+from agi.call import AgiCall, Decision, HandlerContext, mset_value, quote
 from agi.routes import ROUTES, route_table
 from agi.server import AgiServer
 from tawasul import booking, demo
@@ -68,6 +68,13 @@ def asterisk_args(line: str) -> list[str]:
     if started:
         args.append("".join(current))
     return args
+
+
+def mset_pairs(argument: str) -> list[tuple[str, str]]:
+    """MSet's argument as Asterisk splits it: pairs at commas, name and value at the first '='
+    (quotes, backslashes and brackets would change that: the server never sends them)."""
+    assert not set(argument) & set('"\\()[]{}$'), argument
+    return [tuple(pair.split("=", 1)) for pair in argument.split(",")]
 
 
 def agi_headers(script: str = "route_call", arg1: str | None = "centre-bdr-1", port: int = 4573) -> bytes:
@@ -137,6 +144,9 @@ def agi_call(port: int, arg1: str | None = "centre-bdr-1", *, script: str = "rou
             if args[:2] == ["SET", "VARIABLE"]:
                 variables[args[2]] = args[3]
                 reply = "200 result=1"
+            elif args[:2] == ["EXEC", "MSet"]:
+                variables.update(mset_pairs(args[2]))
+                reply = "200 result=0"
             elif args[:2] == ["GET", "DATA"]:
                 entry = next(keyed, None)
                 if entry is None:
@@ -398,7 +408,7 @@ def test_asterisk_hanging_up_mid_command_ends_the_handler_cleanly(server, booked
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         sock.sendall(agi_headers())
         stream = sock.makefile("rb")
-        assert stream.readline().startswith(b"SET VARIABLE ")
+        assert stream.readline().startswith(b"EXEC MSet ")
         if answer:
             sock.sendall(answer)
         else:
@@ -509,3 +519,27 @@ def test_python_m_agi_serves_and_stops_cleanly_on_sigterm(booked, tmp_path):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_caller_name_can_never_set_another_variable():
+    """The decision goes in one EXEC MSet: whatever a citizen's name holds, Asterisk sets exactly
+    the decision's variables (no comma, quote, backslash or bracket reaches MSet)."""
+    sent = []
+
+    class Request:
+        headers = {}
+
+        async def send_command(self, line):
+            sent.append(line)
+            return {"result": ("0", "")}
+
+    hostile = 'x",TAWASUL_DECISION=connect,(y)\\ ${SHELL(id)} [z]'
+    decision = Decision(v.DENY, v.BAD_CODE, 7, hostile, 60)
+    asyncio.run(AgiCall(Request()).set_variables(decision.variables()))
+    [line] = sent
+    args = asterisk_args(line)
+    assert args[:2] == ["EXEC", "MSet"] and len(args) == 3
+    pairs = mset_pairs(args[2])
+    assert [name for name, _value in pairs] == [name for name, _value in decision.variables()]
+    assert dict(pairs)[v.TAWASUL_DECISION] == v.DENY
+    assert "مواطن" in mset_value("مواطن A-1") and mset_value("too_early") == "too_early"
