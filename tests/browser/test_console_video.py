@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 
 from provisioning import certs, console_endpoint
 from tawasul import references, users
-from tawasul.models import Appointment, AppointmentKind, AppointmentStatus, Centre, Citizen, Role
+from tawasul.models import Appointment, AppointmentKind, AppointmentStatus, Call, Centre, Citizen, Role
 from tawasul.settings import as_environ
 from tawasul.validation import make_national_id
 from tests.asterisk_fixture import ami_call
@@ -67,6 +67,17 @@ def console_web(provisioned_asterisk, tmp_path_factory):
     stop(process)
 
 
+@pytest.fixture(scope="module")
+def call_watch(provisioned_asterisk, tmp_path_factory):
+    """`tawasul call watch` over the test Asterisk: call records and the console's live state."""
+    log_path = tmp_path_factory.mktemp("call-watch") / "watch.log"
+    env = {**as_environ(provisioned_asterisk.settings), "TAWASUL_DEMO": "1"}
+    with open(log_path, "ab") as log:
+        process = tawasul(["call", "watch"], env, stdout=log, stderr=subprocess.STDOUT)
+    yield log_path
+    stop(process)
+
+
 @pytest.fixture
 def checked_in_at_badr(provisioned_asterisk):
     db = provisioned_asterisk.db
@@ -82,6 +93,7 @@ def checked_in_at_badr(provisioned_asterisk):
         ids = appointment.id, citizen.id
     yield appointment.id
     with db.write() as session:
+        session.execute(sa.delete(Call).where(Call.appointment_id == ids[0]))
         session.execute(sa.delete(Appointment).where(Appointment.id == ids[0]))
         session.execute(sa.delete(Citizen).where(Citizen.id == ids[1]))
 
@@ -107,7 +119,7 @@ def wait_state(page, state: str, timeout_ms: int) -> None:
 
 
 def test_the_governor_takes_a_session_in_the_console_page(provisioned_asterisk, console_web, media_browser,
-                                                        phones, checked_in_at_badr):
+                                                        phones, call_watch, checked_in_at_badr):
     p = provisioned_asterisk
     bdr = phones.start(BDR)
     context = media_browser.new_context(locale="ar-SA", permissions=["camera", "microphone"])
@@ -162,11 +174,24 @@ def test_the_governor_takes_a_session_in_the_console_page(provisioned_asterisk, 
         assert "UDP/TLS/RTP/SAVPF" in stats["remoteSdp"] and "a=fingerprint:" in stats["remoteSdp"]
         assert "VP8/90000" in stats["remoteSdp"]
 
-        # The governor hangs up: both sides end.
+        # The console shows the session live, and its "end" hangs up both sides (the page stays).
+        item = page.locator(f"#session-{checked_in_at_badr}")
+        page.locator(f"#session-{checked_in_at_badr}[data-phase=in_session]").wait_for(timeout=10000)
         closed_since = time.monotonic()
-        page.get_by_role("button", name="إنهاء المكالمة").click()
+        item.get_by_role("button", name=f"إنهاء الجلسة مع {CITIZEN}").click()
         bdr.wait_event("CALL_CLOSED", 10, since=closed_since)
         wait_state(page, "ready", 10000)
+        assert page.evaluate("window.__not_reloaded") is True
+        assert page.locator("#console-message").inner_text() == "جارٍ إنهاء الجلسة."
+
+        # One call record, answered and ended; the appointment is completed.
+        def recorded():
+            with p.db.read() as session:
+                rows = session.scalars(sa.select(Call).where(Call.appointment_id == checked_in_at_badr)).all()
+                status = session.get(Appointment, checked_in_at_badr).status
+                return (rows, status) if rows and rows[0].end_at and status is AppointmentStatus.COMPLETED else None
+        rows, _status = wait_for(recorded, 10, "the call recorded and the appointment completed")
+        assert len(rows) == 1 and rows[0].decision == "connect" and rows[0].answer_at is not None
 
         # Switching the video off deletes the digest: nothing can register as the console.
         page.get_by_role("button", name="إيقاف الفيديو في هذه الصفحة").click()
@@ -177,6 +202,7 @@ def test_the_governor_takes_a_session_in_the_console_page(provisioned_asterisk, 
     except Exception:
         print(f"--- page: state {page.locator('#video').get_attribute('data-state')!r}, "
               f"status {page.locator('#video-status').inner_text()!r}\n" + "\n".join(said[-30:]))
+        print("--- call watch:\n" + call_watch.read_text()[-2000:])
         print("--- web log:\n" + console_web["log"].read_text()[-3000:])
         print("--- Asterisk:\n" + p.runtime.log_tail(80))
         raise
