@@ -62,5 +62,5 @@ def issue(settings) -> tuple[Credentials, list[dict]]:
 
 def revoke_actions() -> list[dict]:
     """Delete the digest: nothing can register as the console afterwards (a page still registered
-    unregisters as it stops; a page that died is dropped by qualify and rtp_timeout)."""
+    unregisters as it stops; a page that died is dropped by qualify, its call by the slot limit)."""
     return [{"Action": "DBDel", "Family": ASTDB_FAMILY, "Key": ENDPOINT}]

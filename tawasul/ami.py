@@ -98,7 +98,11 @@ class AmiClient:
         """Send one action; its response (a list for actions that answer with events)."""
         if not self.connected:
             raise AmiUnavailable("not logged in to AMI")
-        future = self._manager.send_action(dict(action))
+        # An Async Originate is answered at once ("successfully queued"); panoramisk would go on
+        # waiting for its OriginateResponse event, that is, until the call is answered or given up.
+        queued_only = (str(action.get("Action", "")).lower() == "originate"
+                       and str(action.get("Async", "")).lower() == "true")
+        future = self._manager.send_action(dict(action), as_list=False if queued_only else None)
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout or self.action_timeout)
         except asyncio.TimeoutError:

@@ -51,7 +51,7 @@ def test_the_console_lists_the_day_in_arabic_and_updates_live(web_server, web_db
     assert item.get_attribute("data-phase") == "booked"
     assert item.get_by_role("button", name=f"إنهاء الجلسة مع {name}").is_visible()
     # The stream is up once the page says whether Asterisk is reachable (no call watcher here: it is not).
-    page.wait_for_function("document.getElementById('ami-state').dataset.ami === 'down'", timeout=5000)
+    page.locator("#ami-state[data-ami=down]").wait_for(state="attached", timeout=5000)
     page.evaluate("window.__not_reloaded = true")
 
     desk = browser.new_context(locale="ar-SA").new_page()
@@ -62,8 +62,7 @@ def test_the_console_lists_the_day_in_arabic_and_updates_live(web_server, web_db
     finally:
         desk.context.close()
 
-    page.wait_for_function(f"document.getElementById('session-{appointment}').dataset.phase === 'checked_in'",
-                           timeout=3000)
+    page.locator(f"#session-{appointment}[data-phase=checked_in]").wait_for(state="attached", timeout=3000)
     assert page.evaluate("window.__not_reloaded") is True  # updated in place
     assert page.locator(f"#session-{appointment} [data-phase-text]").inner_text() == "تم تسجيل الحضور"
     assert name in page.locator("#live-announce").inner_text()  # told to screen readers

@@ -92,6 +92,7 @@ def test_board_registration_alert_and_echo_test_call(it_client, phones, upcoming
     since = time.monotonic()
     r = client.post(f"/board/test-call/{BDR}", data={"csrf_token": csrf_token(client, "/board/")})
     assert r.status_code == 302
+    # placed at once (the phone has not answered yet): an Async Originate's answer is "queued"
     assert "تم إجراء مكالمة الاختبار" in client.get("/board/").get_data(as_text=True)
     phone.wait_event("CALL_INCOMING", 15, since=since)
     phone.accept()

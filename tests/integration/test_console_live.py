@@ -14,6 +14,7 @@ import queue
 import re
 import threading
 import time
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -146,3 +147,96 @@ def test_a_centre_phone_registering_shows_on_the_console_stream(provisioned_aste
         with p.db.write() as session:
             session.execute(sa.delete(Appointment).where(Appointment.id == appointment_id))
             session.execute(sa.delete(Citizen).where(Citizen.id == citizen_id))
+
+
+def test_asterisk_restarted_during_the_day(provisioned_asterisk, phones, agi_server, tmp_path):  # noqa: F811
+    """Asterisk restarts with a centre phone registered and a call under way: the real call
+    watcher logs in again, the console shows Asterisk's real state within 10 seconds of it being
+    up, and the cut call keeps exactly one record, closed."""
+    from provisioning.apply import load as load_rows
+    from tawasul.models import Call
+    from tawasul.settings import as_environ
+    from tests.live import stop, tawasul, wait_for as poll
+    from web import create_app
+
+    p = provisioned_asterisk
+    with p.db.write() as session:
+        _user, password = users.create_user(session, "console_restart", Role.GOVERNOR_OFFICE, "Governor's office")
+        centre = session.scalars(sa.select(Centre).where(Centre.code == CENTRE)).one()
+        citizen = Citizen(national_id=make_national_id("1", "45454545"), name="فهد سالم", mobile="+966551119999")
+        appointment = Appointment(
+            reference=references.new_reference("appointment"), checkin_code="1357", citizen=citizen,
+            kind=AppointmentKind.VIDEO, centre=centre, slot_minutes=15, status=AppointmentStatus.CHECKED_IN,
+            seat=95, slot_start=_not_due_today())
+        session.add(appointment)
+        session.flush()
+        appointment_id, citizen_id = appointment.id, citizen.id
+    env = {**as_environ(p.settings), "TAWASUL_DEMO": "1"}
+    with open(tmp_path / "watch.log", "ab") as log:
+        watcher = tawasul(["call", "watch"], env, stdout=log, stderr=log)
+    app = create_app({"TAWASUL_SETTINGS": dataclasses.replace(p.settings, demo=True), "TESTING": True,
+                      "CONSOLE_STREAM_SECONDS": 30})  # ends by itself after the test
+    client = app.test_client()
+    client.post("/login", data={"csrf_token": csrf_token(client), "username": "console_restart", "password": password})
+    events: queue.Queue = queue.Queue()
+    try:
+        response = client.get("/console/stream", buffered=False)
+        reader = threading.Thread(target=stream_reader, args=(response, events), daemon=True)
+        reader.start()
+
+        def mine(state):
+            return next(s for s in state["sessions"] if s["id"] == appointment_id)
+
+        phone = phones.start(PHONE)
+        wait_for(events, lambda s: s["ami"] and mine(s)["registered"], 15)
+        # A call under way: the phone asks for the governor, is refused (nothing due now) and hears why.
+        since = time.monotonic()
+        phone.dial("100")
+        phone.wait_event("CALL_ESTABLISHED", 15, since=since)
+        linkedid = poll(lambda: _open_call(p.db, Call), 10, "the call watcher's record of the call")
+
+        p.runtime.stop()
+        wait_for(events, lambda s: not s["ami"], 15)  # the console says Asterisk is down
+        p.runtime.start(timeout=60, rows=load_rows(p.settings, p.db))
+        up_at = time.monotonic()
+
+        def real_registration() -> bool:
+            return PHONE in p.runtime.cli("pjsip show contacts")
+
+        # Within 10 s the console shows Asterisk up and the phone as Asterisk itself has it.
+        shown_at, state = wait_for(events, lambda s: s["ami"] and mine(s)["registered"] == real_registration(), 10)
+        print(f"console right again {shown_at - up_at:.1f} s after Asterisk was up "
+              f"(phone {'re-registered' if mine(state)['registered'] else 'not registered yet'})")
+        # The cut call: one record, closed by the watcher's reconcile after it logged in again.
+        def closed():
+            with p.db.read() as session:
+                return session.scalars(sa.select(Call).where(Call.uniqueid == linkedid)).one().end_at
+
+        poll(closed, 10, "the cut call closed")
+        with p.db.read() as session:
+            assert session.scalar(sa.select(sa.func.count(Call.id)).where(Call.uniqueid == linkedid)) == 1
+        reader.join(35)
+        response.close()
+    finally:
+        stop(watcher)
+        app.extensions["tawasul.db"].dispose()
+        with p.db.write() as session:
+            session.execute(sa.delete(Appointment).where(Appointment.id == appointment_id))
+            session.execute(sa.delete(Citizen).where(Citizen.id == citizen_id))
+
+
+def _not_due_today() -> dt.datetime:
+    """A slot today (local time) but not due now: 20 minutes ahead, or behind near midnight, so a
+    call from its centre is refused (too early or too late) and hears why, which takes a while."""
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    local = now.astimezone(ZoneInfo("Asia/Riyadh"))
+    ahead = now + dt.timedelta(minutes=20)
+    return ahead if ahead.astimezone(local.tzinfo).date() == local.date() else now - dt.timedelta(minutes=20)
+
+
+def _open_call(db, Call) -> str | None:
+    """The linkedid of the call record still open (no end yet) from this centre's phone, if any."""
+    with db.read() as session:
+        call = session.scalars(sa.select(Call).where(Call.end_at.is_(None), Call.channel.like(f"PJSIP/{PHONE}-%"))
+                               .order_by(Call.id.desc())).first()
+        return call.uniqueid if call else None

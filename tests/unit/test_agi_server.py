@@ -27,6 +27,7 @@ from agi import variables as v
 from agi.call import AgiCall, Decision, HandlerContext, mset_value, quote
 from agi.routes import ROUTES, route_table
 from agi.server import AgiServer
+from tests.live import run_async
 from tawasul import booking, demo
 from tawasul.db import Database, upgrade
 from tawasul.models import AppointmentKind
@@ -535,7 +536,7 @@ def test_a_caller_name_can_never_set_another_variable():
 
     hostile = 'x",TAWASUL_DECISION=connect,(y)\\ ${SHELL(id)} [z]'
     decision = Decision(v.DENY, v.BAD_CODE, 7, hostile, 60)
-    asyncio.run(AgiCall(Request()).set_variables(decision.variables()))
+    run_async(AgiCall(Request()).set_variables(decision.variables()))
     [line] = sent
     args = asterisk_args(line)
     assert args[:2] == ["EXEC", "MSet"] and len(args) == 3

@@ -58,6 +58,31 @@
     localVideo.srcObject = local;
   }
 
+  // "Connect next": this page answers first and the centre joins later, having missed the
+  // picture's first keyframe (and its phone asks for none). When the centre's media starts
+  // arriving, re-scale the picture for a moment: the encoder starts over with a keyframe.
+  function freshKeyframe(pc) {
+    var sender = pc.getSenders().filter(function (s) { return s.track && s.track.kind === "video"; })[0];
+    if (!sender) { return; }
+    function scale(by) {
+      var params = sender.getParameters();
+      if (!params.encodings || !params.encodings.length) { return Promise.resolve(); }
+      params.encodings[0].scaleResolutionDownBy = by;
+      return sender.setParameters(params);
+    }
+    scale(1.25).then(function () {
+      window.setTimeout(function () { scale(1).catch(function () {}); }, 400);
+    }).catch(function () {});
+  }
+
+  function keyframeWhenTheCentreJoins(pc) {
+    pc.getReceivers().forEach(function (r) {
+      if (r.track && r.track.kind === "video") {
+        r.track.addEventListener("unmute", function () { freshKeyframe(pc); });
+      }
+    });
+  }
+
   function caller(session) {
     var from = session.remote_identity;
     return (from && (from.display_name || from.uri.user)) || "";
@@ -71,6 +96,7 @@
     show("incoming", labels.incoming.replace("{name}", caller(session)));
     session.on("confirmed", function () {
       attachMedia(session);
+      keyframeWhenTheCentreJoins(session.connection);
       show("in_call", labels.in_call.replace("{name}", caller(session)));
     });
     function ended() {
