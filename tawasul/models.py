@@ -217,7 +217,7 @@ class Call(Base):
     __tablename__ = "call"
     id: Mapped[int] = mapped_column(primary_key=True)
     uniqueid: Mapped[str] = mapped_column(sa.String(64), unique=True)  # Asterisk's linkedid
-    appointment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("appointment.id"))
+    appointment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("appointment.id"), index=True)
     centre_id: Mapped[int | None] = mapped_column(sa.ForeignKey("centre.id"))
     channel: Mapped[str] = mapped_column(sa.String(120), default="")
     peer_channel: Mapped[str] = mapped_column(sa.String(120), default="")
@@ -249,7 +249,7 @@ class Ticket(Base):
     body: Mapped[str] = mapped_column(sa.Text, default="")
     category: Mapped[str] = mapped_column(sa.String(60), default="")
     citizen_id: Mapped[int | None] = mapped_column(sa.ForeignKey("citizen.id"))
-    appointment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("appointment.id"))
+    appointment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("appointment.id"), index=True)
     department_id: Mapped[int | None] = mapped_column(sa.ForeignKey("department.id"))
     due_date: Mapped[dt.date | None]
     # What a citizen filing without an account gave so they can track it (both optional).
