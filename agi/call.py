@@ -8,7 +8,6 @@ Tests can pass fakes for both arguments.
 from __future__ import annotations
 
 import asyncio
-
 import datetime as dt
 import re
 from collections.abc import Callable, Mapping

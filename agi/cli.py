@@ -28,17 +28,10 @@ def _raise_open_files_limit(wanted: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-SWITCH_INTERVAL = 0.0005
-
-
 def run_server(settings: Settings, host: str, port: int) -> None:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _raise_open_files_limit(server.MAX_CONNECTIONS + 256)
-    # The database work runs in worker threads; with the default 5 ms switch interval a busy worker
-    # keeps the event loop (which gives the GIL up at every socket call) waiting, and every call's
-    # set-up with it. A short interval hands the GIL back to the loop quickly.
-    sys.setswitchinterval(SWITCH_INTERVAL)
     database = Database(settings.db_url)
     log.info("agi: database %s", sa.engine.make_url(settings.db_url).render_as_string(hide_password=True))
 

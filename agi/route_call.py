@@ -122,7 +122,7 @@ def _appointments_near(db: sa.Connection, centre_id: int, now: dt.datetime):
 
 
 def assess(session: Session, endpoint: str, now: dt.datetime, early: int, late: int) -> Decision | Due:
-    """The database half of the decision (runs in a worker thread). Few, narrow, prebuilt queries
+    """The database half of the decision (HandlerContext.in_db runs it). Few, narrow, prebuilt queries
     and no ORM objects (Core, on the session's connection): this runs for every call, and the
     server's throughput is this function's."""
     db = session.connection()

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass
 
 from provisioning.rows import REALM, md5_digest
+from tawasul import ami
 
 ENDPOINT = "governor-console"
 ASTDB_PREFIX = "tawasul"           # sorcery.conf: auth = astdb,<prefix>  -> family <prefix>/auth
@@ -27,40 +27,37 @@ def enabled(settings) -> bool:
     return bool(settings.webrtc_port)
 
 
-def _host(settings) -> str:
+def host(settings) -> str:
+    """sip_host as it goes in a URL (an IPv6 address in brackets)."""
     return f"[{settings.sip_host}]" if ":" in settings.sip_host else settings.sip_host
 
 
 def ws_url(settings) -> str:
-    return f"wss://{_host(settings)}:{settings.webrtc_port}{WS_PATH}"
+    return f"wss://{host(settings)}:{settings.webrtc_port}{WS_PATH}"
 
 
-@dataclass(frozen=True)
-class Credentials:
-    """What the console page needs to register; `password` goes to that page only."""
-
-    ws_url: str
-    uri: str
-    username: str
-    password: str
-    realm: str = REALM
-
-    def for_page(self) -> dict:
-        return {"ws": self.ws_url, "uri": self.uri, "username": self.username,
-                "password": self.password, "realm": self.realm}
-
-
-def issue(settings) -> tuple[Credentials, list[dict]]:
-    """New credentials and the AMI actions that make Asterisk accept them (and only them)."""
+def issue(settings) -> tuple[dict, list[dict]]:
+    """New credentials, as the console page needs them (the password goes to that page only), and
+    the AMI actions that make Asterisk accept them (and only them)."""
     password = secrets.token_urlsafe(24)
     auth = {"type": "auth", "auth_type": "digest", "username": ENDPOINT, "realm": REALM,
             "password_digest": f"MD5:{md5_digest(ENDPOINT, password)}"}
     action = {"Action": "DBPut", "Family": ASTDB_FAMILY, "Key": ENDPOINT,
               "Val": json.dumps(auth, separators=(",", ":"))}
-    return Credentials(ws_url(settings), f"sip:{ENDPOINT}@{_host(settings)}", ENDPOINT, password), [action]
+    page = {"ws": ws_url(settings), "uri": f"sip:{ENDPOINT}@{host(settings)}", "username": ENDPOINT,
+            "password": password, "realm": REALM}
+    return page, [action]
 
 
-def revoke_actions() -> list[dict]:
+def revoke(settings, timeout: float = 5) -> bool:
     """Delete the digest: nothing can register as the console afterwards (a page still registered
-    unregisters as it stops; a page that died is dropped by qualify, its call by the slot limit)."""
-    return [{"Action": "DBDel", "Family": ASTDB_FAMILY, "Key": ENDPOINT}]
+    unregisters as it stops; a page that died is dropped by qualify, its call by the slot limit).
+    False if Asterisk could not be told; "not found" is fine (already off)."""
+    if not enabled(settings):
+        return True
+    try:
+        ami.run_actions_blocking(settings, ami.secret(settings),
+                                 [{"Action": "DBDel", "Family": ASTDB_FAMILY, "Key": ENDPOINT}], timeout)
+    except ami.AmiUnavailable:
+        return False
+    return True

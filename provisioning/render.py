@@ -189,8 +189,7 @@ def _console_context(settings, layout: Layout, devices: dict) -> dict | None:
     turned off (webrtc_port = 0)."""
     if not (console_endpoint.enabled(settings) and layout.tls_cert and devices["devices_any"]):
         return None
-    host = f"[{settings.sip_host}]" if ":" in settings.sip_host else settings.sip_host
-    return {"name": console_endpoint.ENDPOINT, "bind": f"{host}:{settings.webrtc_port}",
+    return {"name": console_endpoint.ENDPOINT, "bind": f"{console_endpoint.host(settings)}:{settings.webrtc_port}",
             "callerid": "Governor's console"}
 
 

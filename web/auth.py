@@ -11,6 +11,7 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
+from provisioning import console_endpoint
 from tawasul import users
 from tawasul.models import Role, User
 from web import db_of, limiter, settings_of
@@ -94,10 +95,8 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
-    if current_user.role is Role.GOVERNOR_OFFICE:
-        from web.console import revoke_video  # the console's video credentials end with the login
-
-        revoke_video(settings_of(current_app))
+    if current_user.role is Role.GOVERNOR_OFFICE:  # the console's video credentials end with the login
+        console_endpoint.revoke(settings_of(current_app))
     logout_user()
     return redirect(url_for("home.index"))
 

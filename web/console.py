@@ -11,8 +11,9 @@ no web process needs its own AMI connection and any gunicorn worker can serve an
 
 Streams are long requests: gunicorn runs gthread workers (web/cli.py: `--threads`), and each
 worker process serves at most CONSOLE_MAX_STREAMS streams at once (others get 503, and the
-page opens its stream again a few seconds later: an EventSource gives up on a 503 by itself); a stream ends after CONSOLE_STREAM_SECONDS and the browser
-reconnects, so threads are never held for ever.
+page opens its stream again a few seconds later: an EventSource gives up on a 503 by itself); a
+stream ends after CONSOLE_STREAM_SECONDS and the browser reconnects, so threads are never held
+for ever.
 """
 from __future__ import annotations
 
@@ -334,7 +335,7 @@ def video_on():
     settings = settings_of(current_app)
     if not console_endpoint.enabled(settings):
         return jsonify(ok=False, message=_("Video in the console is turned off on this server.")), 404
-    credentials, actions = console_endpoint.issue(settings)
+    page, actions = console_endpoint.issue(settings)
     try:
         replies = send_actions(settings, actions)
     except ami.AmiUnavailable:
@@ -343,20 +344,9 @@ def video_on():
         return jsonify(ok=False, message=_("Asterisk refused the console's credentials.")), 502
     with db_of(current_app).write() as session:
         audit.record(session, current_user.username, "console.video_on")
-    response = jsonify(ok=True, **credentials.for_page())
+    response = jsonify(ok=True, **page)
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def revoke_video(settings) -> bool:
-    """Nothing can register as the console any more; False if Asterisk could not be told."""
-    if not console_endpoint.enabled(settings):
-        return True
-    try:
-        send_actions(settings, console_endpoint.revoke_actions())  # "not found" is fine: already off
-    except ami.AmiUnavailable:
-        return False
-    return True
 
 
 @bp.post("/video/off")
@@ -364,6 +354,6 @@ def revoke_video(settings) -> bool:
 def video_off():
     _checked_form()
     settings = settings_of(current_app)
-    if not revoke_video(settings):
+    if not console_endpoint.revoke(settings):
         return jsonify(ok=False, message=_("Asterisk cannot be reached; video in this page is not available.")), 503
     return jsonify(ok=True)

@@ -7,6 +7,7 @@ fixture's database -> /console/stream of the Flask app over that database."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -93,23 +94,37 @@ def wait_for(events: queue.Queue, predicate, timeout: float):
     raise AssertionError("the stream did not show the change in time")
 
 
+@contextlib.contextmanager
+def checked_in_at_centre(p, username: str, id_digits: str, name: str, mobile: str, slot_start: dt.datetime,
+                         **appointment):
+    """A governor's-office account (yields its password) and a checked-in video appointment at
+    CENTRE (yields its id); the appointment and its citizen are removed afterwards: the slot they
+    hold is one another module may book (test_video_calls books the running slot)."""
+    with p.db.write() as session:
+        _user, password = users.create_user(session, username, Role.GOVERNOR_OFFICE, "Governor's office")
+        centre = session.scalars(sa.select(Centre).where(Centre.code == CENTRE)).one()
+        citizen = Citizen(national_id=make_national_id("1", id_digits), name=name, mobile=mobile)
+        booked = Appointment(
+            reference=references.new_reference("appointment"), checkin_code="4321", citizen=citizen,
+            kind=AppointmentKind.VIDEO, centre=centre, slot_minutes=15, status=AppointmentStatus.CHECKED_IN,
+            slot_start=slot_start, **appointment)
+        session.add(booked)
+        session.flush()
+        appointment_id, citizen_id = booked.id, citizen.id
+    try:
+        yield password, appointment_id
+    finally:
+        with p.db.write() as session:
+            session.execute(sa.delete(Appointment).where(Appointment.id == appointment_id))
+            session.execute(sa.delete(Citizen).where(Citizen.id == citizen_id))
+
+
 def test_a_centre_phone_registering_shows_on_the_console_stream(provisioned_asterisk, phones):  # noqa: F811
     from web import create_app
 
     p = provisioned_asterisk
-    with p.db.write() as session:
-        _user, password = users.create_user(session, "console_it", Role.GOVERNOR_OFFICE, "Governor's office")
-        centre = session.scalars(sa.select(Centre).where(Centre.code == CENTRE)).one()
-        citizen = Citizen(national_id=make_national_id("1", "56565656"), name="نورة سعد", mobile="+966551112233")
-        appointment = Appointment(
-            reference=references.new_reference("appointment"), checkin_code="4321", citizen=citizen,
-            kind=AppointmentKind.VIDEO, centre=centre, slot_minutes=15, status=AppointmentStatus.CHECKED_IN,
-            slot_start=dt.datetime.now(dt.UTC).replace(second=0, microsecond=0))
-        session.add(appointment)
-        session.flush()
-        appointment_id, citizen_id = appointment.id, citizen.id
-
-    try:
+    with checked_in_at_centre(p, "console_it", "56565656", "نورة سعد", "+966551112233",
+                              dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)) as (password, appointment_id):
         app = create_app({"TAWASUL_SETTINGS": dataclasses.replace(p.settings, demo=True), "TESTING": True,
                           "CONSOLE_STREAM_SECONDS": 12})  # the stream ends by itself after the test
         client = app.test_client()
@@ -143,10 +158,6 @@ def test_a_centre_phone_registering_shows_on_the_console_stream(provisioned_aste
             reader.join(15)
             response.close()
         app.extensions["tawasul.db"].dispose()
-    finally:  # the slot it holds is one another module may book (test_video_calls books the running slot)
-        with p.db.write() as session:
-            session.execute(sa.delete(Appointment).where(Appointment.id == appointment_id))
-            session.execute(sa.delete(Citizen).where(Citizen.id == citizen_id))
 
 
 def test_asterisk_restarted_during_the_day(provisioned_asterisk, phones, agi_server, tmp_path):  # noqa: F811
@@ -160,69 +171,57 @@ def test_asterisk_restarted_during_the_day(provisioned_asterisk, phones, agi_ser
     from web import create_app
 
     p = provisioned_asterisk
-    with p.db.write() as session:
-        _user, password = users.create_user(session, "console_restart", Role.GOVERNOR_OFFICE, "Governor's office")
-        centre = session.scalars(sa.select(Centre).where(Centre.code == CENTRE)).one()
-        citizen = Citizen(national_id=make_national_id("1", "45454545"), name="فهد سالم", mobile="+966551119999")
-        appointment = Appointment(
-            reference=references.new_reference("appointment"), checkin_code="1357", citizen=citizen,
-            kind=AppointmentKind.VIDEO, centre=centre, slot_minutes=15, status=AppointmentStatus.CHECKED_IN,
-            seat=95, slot_start=_not_due_today())
-        session.add(appointment)
-        session.flush()
-        appointment_id, citizen_id = appointment.id, citizen.id
-    env = {**as_environ(p.settings), "TAWASUL_DEMO": "1"}
-    with open(tmp_path / "watch.log", "ab") as log:
-        watcher = tawasul(["call", "watch"], env, stdout=log, stderr=log)
-    app = create_app({"TAWASUL_SETTINGS": dataclasses.replace(p.settings, demo=True), "TESTING": True,
-                      "CONSOLE_STREAM_SECONDS": 30})  # ends by itself after the test
-    client = app.test_client()
-    client.post("/login", data={"csrf_token": csrf_token(client), "username": "console_restart", "password": password})
-    events: queue.Queue = queue.Queue()
-    try:
-        response = client.get("/console/stream", buffered=False)
-        reader = threading.Thread(target=stream_reader, args=(response, events), daemon=True)
-        reader.start()
+    with checked_in_at_centre(p, "console_restart", "45454545", "فهد سالم", "+966551119999",
+                              _not_due_today(), seat=95) as (password, appointment_id):
+        env = {**as_environ(p.settings), "TAWASUL_DEMO": "1"}
+        with open(tmp_path / "watch.log", "ab") as log:
+            watcher = tawasul(["call", "watch"], env, stdout=log, stderr=log)
+        app = create_app({"TAWASUL_SETTINGS": dataclasses.replace(p.settings, demo=True), "TESTING": True,
+                          "CONSOLE_STREAM_SECONDS": 30})  # ends by itself after the test
+        client = app.test_client()
+        client.post("/login", data={"csrf_token": csrf_token(client), "username": "console_restart", "password": password})
+        events: queue.Queue = queue.Queue()
+        try:
+            response = client.get("/console/stream", buffered=False)
+            reader = threading.Thread(target=stream_reader, args=(response, events), daemon=True)
+            reader.start()
 
-        def mine(state):
-            return next(s for s in state["sessions"] if s["id"] == appointment_id)
+            def mine(state):
+                return next(s for s in state["sessions"] if s["id"] == appointment_id)
 
-        phone = phones.start(PHONE)
-        wait_for(events, lambda s: s["ami"] and mine(s)["registered"], 15)
-        # A call under way: the phone asks for the governor, is refused (nothing due now) and hears why.
-        since = time.monotonic()
-        phone.dial("100")
-        phone.wait_event("CALL_ESTABLISHED", 15, since=since)
-        linkedid = poll(lambda: _open_call(p.db, Call), 10, "the call watcher's record of the call")
+            phone = phones.start(PHONE)
+            wait_for(events, lambda s: s["ami"] and mine(s)["registered"], 15)
+            # A call under way: the phone asks for the governor, is refused (nothing due now) and hears why.
+            since = time.monotonic()
+            phone.dial("100")
+            phone.wait_event("CALL_ESTABLISHED", 15, since=since)
+            linkedid = poll(lambda: _open_call(p.db, Call), 10, "the call watcher's record of the call")
 
-        p.runtime.stop()
-        wait_for(events, lambda s: not s["ami"], 15)  # the console says Asterisk is down
-        p.runtime.start(timeout=60, rows=load_rows(p.settings, p.db))
-        up_at = time.monotonic()
+            p.runtime.stop()
+            wait_for(events, lambda s: not s["ami"], 15)  # the console says Asterisk is down
+            p.runtime.start(timeout=60, rows=load_rows(p.settings, p.db))
+            up_at = time.monotonic()
 
-        def real_registration() -> bool:
-            return PHONE in p.runtime.cli("pjsip show contacts")
+            def real_registration() -> bool:
+                return PHONE in p.runtime.cli("pjsip show contacts")
 
-        # Within 10 s the console shows Asterisk up and the phone as Asterisk itself has it.
-        shown_at, state = wait_for(events, lambda s: s["ami"] and mine(s)["registered"] == real_registration(), 10)
-        print(f"console right again {shown_at - up_at:.1f} s after Asterisk was up "
-              f"(phone {'re-registered' if mine(state)['registered'] else 'not registered yet'})")
-        # The cut call: one record, closed by the watcher's reconcile after it logged in again.
-        def closed():
+            # Within 10 s the console shows Asterisk up and the phone as Asterisk itself has it.
+            shown_at, state = wait_for(events, lambda s: s["ami"] and mine(s)["registered"] == real_registration(), 10)
+            print(f"console right again {shown_at - up_at:.1f} s after Asterisk was up "
+                  f"(phone {'re-registered' if mine(state)['registered'] else 'not registered yet'})")
+            # The cut call: one record, closed by the watcher's reconcile after it logged in again.
+            def closed():
+                with p.db.read() as session:
+                    return session.scalars(sa.select(Call).where(Call.uniqueid == linkedid)).one().end_at
+
+            poll(closed, 10, "the cut call closed")
             with p.db.read() as session:
-                return session.scalars(sa.select(Call).where(Call.uniqueid == linkedid)).one().end_at
-
-        poll(closed, 10, "the cut call closed")
-        with p.db.read() as session:
-            assert session.scalar(sa.select(sa.func.count(Call.id)).where(Call.uniqueid == linkedid)) == 1
-        reader.join(35)
-        response.close()
-    finally:
-        stop(watcher)
-        app.extensions["tawasul.db"].dispose()
-        with p.db.write() as session:
-            session.execute(sa.delete(Appointment).where(Appointment.id == appointment_id))
-            session.execute(sa.delete(Citizen).where(Citizen.id == citizen_id))
+                assert session.scalar(sa.select(sa.func.count(Call.id)).where(Call.uniqueid == linkedid)) == 1
+            reader.join(35)
+            response.close()
+        finally:
+            stop(watcher)
+            app.extensions["tawasul.db"].dispose()
 
 
 def _not_due_today() -> dt.datetime:
