@@ -10,6 +10,7 @@ packages=(
   espeak-ng sox          # Arabic and English prompts, generated at set-up
   baresip-core baresip-ffmpeg  # real SIP video phones for tests and demo
   sip-tester             # SIPp, load benchmarks
+  wrk                    # HTTP load benchmarks (benchmarks/web.py)
   chromium               # browser tests (driven by playwright, never downloaded)
   fonts-noto-core        # Arabic glyphs in Chromium
   openssl ca-certificates

@@ -5,7 +5,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from tawasul import audit, scheduling, validation
 from tawasul.models import (
@@ -32,9 +32,14 @@ class SlotTaken(Conflict):
 
 
 def schedule(session: Session) -> GovernorSchedule:
-    found = session.scalars(sa.select(GovernorSchedule).order_by(GovernorSchedule.id)).first()
+    """The governor's schedule with its holidays, read once per session (a request asks for it often)."""
+    found = session.info.get("tawasul.schedule")
     if found is None:
-        raise InvalidInput("schedule", "no governor's schedule is set up yet")
+        found = session.scalars(sa.select(GovernorSchedule).options(selectinload(GovernorSchedule.holidays))
+                                .order_by(GovernorSchedule.id)).first()
+        if found is None:
+            raise InvalidInput("schedule", "no governor's schedule is set up yet")
+        session.info["tawasul.schedule"] = found
     return found
 
 
@@ -148,6 +153,15 @@ def _offered(session: Session, kind: AppointmentKind, slot_start: dt.datetime) -
         WaitlistEntry.status == WaitlistStatus.OFFERED)) or 0
 
 
+# Built once: the slot search runs these for every day it shows.
+_HELD_VIDEO = sa.select(Appointment.slot_start).where(
+    Appointment.kind == AppointmentKind.VIDEO, Appointment.status.in_(HOLDING_STATUSES),
+    Appointment.slot_start.between(sa.bindparam("first"), sa.bindparam("last")))
+_OFFERED_VIDEO = sa.select(WaitlistEntry.offered_slot).where(
+    WaitlistEntry.kind == AppointmentKind.VIDEO, WaitlistEntry.status == WaitlistStatus.OFFERED,
+    WaitlistEntry.offered_slot.between(sa.bindparam("first"), sa.bindparam("last")))
+
+
 def free_video_slots(session: Session, day: dt.date, now: dt.datetime | None = None) -> list[dt.datetime]:
     """The governor's video slots (UTC) on a local day that are still to come and nobody holds."""
     now = now or utcnow()
@@ -155,12 +169,8 @@ def free_video_slots(session: Session, day: dt.date, now: dt.datetime | None = N
     slots = [s for s in scheduling.video_slots(plan, day) if s + dt.timedelta(minutes=plan.slot_minutes) > now]
     if not slots:
         return []
-    held = set(session.scalars(sa.select(Appointment.slot_start).where(
-        Appointment.kind == AppointmentKind.VIDEO, Appointment.slot_start.in_(slots),
-        Appointment.status.in_(HOLDING_STATUSES))))
-    held |= set(session.scalars(sa.select(WaitlistEntry.offered_slot).where(
-        WaitlistEntry.kind == AppointmentKind.VIDEO, WaitlistEntry.offered_slot.in_(slots),
-        WaitlistEntry.status == WaitlistStatus.OFFERED)))
+    held = set(session.execute(_HELD_VIDEO, {"first": slots[0], "last": slots[-1]}).scalars())
+    held |= set(session.execute(_OFFERED_VIDEO, {"first": slots[0], "last": slots[-1]}).scalars())
     return [s for s in slots if s not in held]
 
 

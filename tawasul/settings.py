@@ -53,6 +53,8 @@ class Settings:
     # address 127.0.0.2, with no auth, and the `load-test` dialplan context (provisioning/render.py).
     # Never turn it on in production.
     load_test: bool = False
+    # Public forms and tracking (web and API), per client address and web worker (flask-limiter syntax).
+    public_rate_limit: str = "10 per minute"
 
     @property
     def db_url(self) -> str:

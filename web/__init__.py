@@ -1,7 +1,7 @@
 """The Tawasul web app: `create_app(test_config=None)`, one blueprint per feature."""
 from __future__ import annotations
 
-from flask import Flask, render_template
+from flask import Flask, current_app, render_template
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
@@ -83,6 +83,11 @@ def create_app(test_config: dict | None = None) -> Flask:
             api.http_error(code) if api.is_api_request() else error))
 
     return app
+
+
+def public_limit() -> str:
+    """The rate limit of the public complaint form and of public tracking (setting public_rate_limit)."""
+    return settings_of(current_app).public_rate_limit
 
 
 def settings_of(app: Flask) -> settings_module.Settings:

@@ -41,14 +41,13 @@ from tawasul.models import (
 )
 from tawasul.references import normalise
 from tawasul.validation import Conflict, InvalidInput
-from web import csrf, db_of, limiter
+from web import csrf, db_of, limiter, public_limit
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
 
 STAFF = (Role.STAFF,)
 READERS = (Role.STAFF, Role.GOVERNOR_OFFICE)
-PUBLIC_LIMIT = "10 per minute"  # as the web's public complaint form and tracking page
 TRACK_FIELD_MAX = 40
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -341,13 +340,14 @@ def slots():
         length = dt.timedelta(minutes=plan.slot_minutes)
         if kind is AppointmentKind.VIDEO:
             free = [(start, start + length, 1) for start in booking.free_video_slots(session, day, now)]
+            full = not free and bool(scheduling.video_slots(plan, day))
         else:
             seats = booking.in_person_seats(session, day, now)
             free = [(seats[0], None, seats[1])] if seats and seats[1] else []
+            full = seats is not None and seats[1] == 0
         return jsonify({
             "date": day.isoformat(), "kind": kind.value, "timezone": plan.timezone,
-            "session_day": scheduling.is_session_day(plan, day),
-            "full": booking.day_is_full(session, kind, day, now),
+            "session_day": scheduling.is_session_day(plan, day), "full": full,
             "slots": [{"start": _iso(start), "end": _iso(end), "local_time": start.astimezone(zone).strftime("%H:%M"),
                        "seats_left": left} for start, end, left in free],
         })
@@ -427,7 +427,7 @@ def check_in(reference: str):
 
 
 @bp.post("/tickets")
-@limiter.limit(PUBLIC_LIMIT, exempt_when=_has_bearer)
+@limiter.limit(public_limit, exempt_when=_has_bearer)
 @api_roles(*STAFF, public=True)
 def file_ticket():
     """A complaint or suggestion: public (rate limited), or from staff with a token (who may also
@@ -519,7 +519,7 @@ NOT_FOUND = "nothing matches this reference and identity"
 
 
 @bp.post("/track")
-@limiter.limit(PUBLIC_LIMIT)
+@limiter.limit(public_limit)
 def track():
     """Public tracking by reference and national ID (or mobile). A wrong pair and an unknown
     reference get the very same answer."""

@@ -23,13 +23,12 @@ except ImportError:  # pragma: no cover
 from tawasul import attachments, booking, scheduling, tickets
 from tawasul.models import Department, Role, TicketKind, TicketStatus
 from tawasul.validation import InvalidInput
-from web import db_of, limiter, settings_of
+from web import db_of, limiter, public_limit, settings_of
 from web.auth import roles_required
 
 bp = Blueprint("tickets", __name__)
 
 READERS = (Role.STAFF, Role.GOVERNOR_OFFICE)
-PUBLIC_LIMIT = "10 per minute"
 FILED_KEY = "tickets.filed"
 
 CATEGORY_LABELS = {
@@ -199,7 +198,7 @@ def file_from(form: TicketForm, actor: str, department_code: str = "", due_date=
 # --- public ---
 
 @bp.route("/complaints/new", methods=["GET", "POST"])
-@limiter.limit(PUBLIC_LIMIT, methods=["POST"])
+@limiter.limit(public_limit, methods=["POST"])
 def public_new():
     form = PublicTicketForm()
     status = 200

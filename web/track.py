@@ -9,11 +9,9 @@ from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
 from tawasul import tracking
-from web import db_of, limiter
+from web import db_of, limiter, public_limit
 
 bp = Blueprint("track", __name__, url_prefix="/track")
-
-LIMIT = "10 per minute"
 
 
 class TrackForm(FlaskForm):
@@ -23,7 +21,7 @@ class TrackForm(FlaskForm):
 
 
 @bp.route("/", methods=["GET", "POST"])
-@limiter.limit(LIMIT, methods=["POST"])
+@limiter.limit(public_limit, methods=["POST"])
 def index():
     form = TrackForm()
     if form.validate_on_submit():
