@@ -1,7 +1,9 @@
 -- wrk script: the requests of one scenario from a file, one a line: METHOD<TAB>PATH[<TAB>BODY].
 -- Line n goes to wrk thread n % threads; each thread sends its lines in order (from the top again
 -- when it runs out, so a file of writes must hold more lines than the run sends).
--- Usage: wrk -s wrk_requests.lua URL -- FILE THREADS. Prints the figures as one JSON line.
+-- Usage: wrk -s wrk_requests.lua URL -- FILE THREADS [PAUSE_MS]. With PAUSE_MS, each connection
+-- waits between PAUSE_MS/2 and 3*PAUSE_MS/2 (a person reading) before its next request; wrk's
+-- latency is counted from the send, so the pause is not in it. Prints the figures as one JSON line.
 local created = 0
 
 function setup(thread)
@@ -11,6 +13,7 @@ end
 
 function init(args)
   local threads = tonumber(args[2])
+  pause = tonumber(args[3] or "0")
   requests, sent = {}, 0
   local n = 0
   for line in io.lines(args[1]) do
@@ -25,6 +28,13 @@ end
 function request()
   sent = sent + 1
   return requests[(sent - 1) % #requests + 1]
+end
+
+function delay()
+  if pause > 0 then
+    return math.random(math.floor(pause / 2), math.floor(pause * 3 / 2))
+  end
+  return 0
 end
 
 function done(summary, latency, _requests)
