@@ -1,0 +1,69 @@
+"""SQLite writers in several processes take turns (tawasul.db.WriterTurns): none is refused, none
+is lost, and a writer stuck behind another gives up with a clear error instead of hanging."""
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from tawasul.db import Database, WriterTurns, upgrade
+from tawasul.models import AuditEntry
+
+
+def _write_many(url: str, actor: str, count: int) -> None:
+    db = Database(url)
+    for n in range(count):
+        with db.write() as session:
+            session.add(AuditEntry(actor=actor, action="test.write", entity="", entity_id=str(n), detail={}))
+    db.dispose()
+
+
+def test_writers_in_four_processes_all_land(tmp_path):
+    url = f"sqlite:///{tmp_path / 'tawasul.db'}"
+    upgrade(url)
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_write_many, args=(url, f"p{n}", 50)) for n in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    db = Database(url)
+    with db.read() as session:
+        rows = session.execute(sa.select(AuditEntry.actor, sa.func.count()).group_by(AuditEntry.actor)).all()
+    assert dict(rows) == {"p0": 50, "p1": 50, "p2": 50, "p3": 50}
+    assert (tmp_path / "tawasul.db-writers.lock").exists()
+
+
+def test_a_writer_waits_for_the_one_before_it(tmp_path):
+    turns = WriterTurns(str(tmp_path / "x.lock"))
+    order = []
+
+    def second():
+        with turns.turn():
+            order.append("second")
+
+    with turns.turn():
+        thread = threading.Thread(target=second)
+        thread.start()
+        time.sleep(0.2)
+        order.append("first")
+    thread.join(5)
+    assert order == ["first", "second"]
+
+
+def test_a_writer_held_up_too_long_gets_a_clear_error(tmp_path, monkeypatch):
+    path = str(tmp_path / "x.lock")
+    holder, waiter = WriterTurns(path), WriterTurns(path)  # as two processes: separate lock files opened
+    monkeypatch.setattr(WriterTurns, "TIMEOUT", 0.3)
+    with holder.turn():
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match="busy"):
+            with waiter.turn():
+                pass
+        assert time.monotonic() - started < 2
+    with waiter.turn():  # free again once the holder is done
+        pass
