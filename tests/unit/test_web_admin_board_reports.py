@@ -135,6 +135,10 @@ def test_routing_options(web_app, client, login):
     login("it_admin")
     page = client.get("/admin/routing").get_data(as_text=True)
     assert "TAWASUL_EARLY_MINUTES" in page
+    # The windows (10 and 15 minutes by default) in Arabic's plural: 3-10 take دقائق, 11 and up دقيقة.
+    assert "<dd>10 دقائق</dd>" in page and "<dd>15 دقيقة</dd>" in page
+    english = client.get("/admin/routing?lang=en").get_data(as_text=True)
+    assert "<dd>10 minutes</dd>" in english and "<dd>15 minutes</dd>" in english
     with db(web_app).read() as session:
         bdr = session.scalars(sa.select(Centre).where(Centre.code == "BDR")).one().id
     r = post(client, "/admin/routing", {"centre_id": bdr, "prompt_language": "en", "require_code": "y"})
@@ -190,3 +194,15 @@ def test_reports_page_and_csv(web_app, client, login):
     assert client.get("/reports/?start=2030-02-01&end=2030-01-01").status_code == 400
     assert client.get("/reports/?start=nope").status_code == 400
     assert client.get("/reports/nothing.csv").status_code == 404
+
+
+def test_the_board_alert_counts_minutes_as_arabic_does(web_app):
+    from flask import render_template_string
+    alert = ('{{ ngettext("Centre %(centre)s has a session (%(ref)s) in %(num)s minute and no registered phone.", '
+             '"Centre %(centre)s has a session (%(ref)s) in %(num)s minutes and no registered phone.", n, '
+             'centre="BDR", ref="A-1") }}')  # as web/templates/board/index.html says it
+    with web_app.test_request_context("/board/?lang=ar"):
+        web_app.preprocess_request()
+        said = {n: render_template_string(alert, n=n) for n in (1, 2, 7, 12)}
+    assert "بعد دقيقة واحدة" in said[1] and "بعد دقيقتين" in said[2]
+    assert "بعد 7 دقائق" in said[7] and "بعد 12 دقيقة" in said[12]
