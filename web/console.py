@@ -6,7 +6,8 @@ watch`), which holds the shared AMI connection: it keeps the registrations and c
 writes a compact snapshot to the `live_state` table (tawasul.livestate) within ~0.1 s of an
 event. Appointment statuses and call records are written to the same database by the watcher,
 the desk and this console. A console's stream (`/console/stream`) polls both every
-POLL_SECONDS with two small queries and sends an event only when the page's view changed, so
+POLL_SECONDS (the snapshot, the schedule, the day's sessions, their phones and calls: a few
+indexed queries) and sends an event only when the page's view changed, so
 no web process needs its own AMI connection and any gunicorn worker can serve any console.
 
 Streams are long requests: gunicorn runs gthread workers (web/cli.py: `--threads`), and each
