@@ -1,6 +1,7 @@
 """The governor takes a session in the console page itself: real Chromium (fake camera) registers
 to the real Asterisk over its secure websocket with credentials issued for that page, "connect
-next" rings the page, the governor answers, Asterisk rings the centre's real baresip phone, and
+next" rings the page (the page's hang-up button declines a first ring: the centre is not rung),
+the governor answers, Asterisk rings the centre's real baresip phone, and
 video frames decode on both sides over DTLS-SRTP (browser) and SDES-SRTP over TLS (phone)."""
 from __future__ import annotations
 
@@ -149,8 +150,16 @@ def test_the_governor_takes_a_session_in_the_console_page(provisioned_asterisk, 
         digest = _db_value(stored)
         assert given["password"] not in digest and "password_digest" in digest
 
-        # Connect next rings this page (the page's video is on); the page stays (no reload).
+        # Connect next rings this page (the page's video is on); the page stays (no reload). The
+        # page's own hang-up button declines the first ring: the centre is never rung.
         page.evaluate("window.__not_reloaded = true")
+        declined = time.monotonic()
+        page.get_by_role("button", name="توصيل الجلسة التالية").click()
+        wait_state(page, "incoming", 15000)
+        page.get_by_role("button", name="إنهاء المكالمة").click()
+        wait_state(page, "ready", 10000)
+        time.sleep(2)
+        assert not bdr.find_events("CALL_INCOMING", since=declined), "a declined session rang the centre"
         since, mark = time.monotonic(), bdr.log_mark()
         page.get_by_role("button", name="توصيل الجلسة التالية").click()
         wait_state(page, "incoming", 15000)
