@@ -203,7 +203,7 @@ def _scenarios(data: dict, paced: bool) -> list[tuple[str, list[str], dict]]:
     book = book[half:] if paced else book[:half]
     track = [_line("POST", "/api/v1/track", {"reference": reference, "identity": identity})
              for reference, identity in data["tracked"]]
-    return [("static page (floor)", [_line("GET", "/static/tawasul.css")], {}), ("slot search", slots, auth),
+    return [("static page (floor)", [_line("GET", "/static/tawasul.css")] * CLIENTS, {}), ("slot search", slots, auth),
             ("booking POST", book, json_auth), ("public tracking", track, {"Content-Type": "application/json"})]
 
 

@@ -23,6 +23,7 @@ function init(args)
     end
     n = n + 1
   end
+  assert(#requests > 0, "fewer request lines than wrk threads")
 end
 
 function request()
