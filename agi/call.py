@@ -1,8 +1,8 @@
 """What an AGI handler is given and what it gives back.
 
 A handler is `async def name(call: AgiCall, ctx: HandlerContext) -> Decision`. It reads the
-request through `call` (headers, arguments, GET DATA), does its database work through
-`ctx.sessions` in a thread, and returns a Decision; the server sets the channel variables.
+request through `call` (headers, arguments, GET DATA), does its database work on a connection
+from `ctx.connect` through `ctx.in_db`, and returns a Decision; the server sets the channel variables.
 Tests can pass fakes for both arguments.
 """
 from __future__ import annotations
@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy.orm import Session
+import sqlalchemy as sa
 
 from agi import variables as v
 from tawasul.settings import Settings
@@ -35,15 +35,49 @@ def utc_now() -> dt.datetime:
 @dataclass(frozen=True)
 class HandlerContext:
     settings: Settings
-    sessions: Callable[[], AbstractContextManager[Session]]  # e.g. Database.read
+    connect: Callable[[], AbstractContextManager[sa.Connection]]  # e.g. Engine.connect (reads only)
     clock: Callable[[], dt.datetime] = utc_now                 # aware UTC
     # Run database work on the event loop itself: only for a local SQLite file, whose reads (WAL)
-    # never wait on anything and take about a millisecond, less than handing them to a thread costs
-    # under load. A database over the network (it may hang) always gets a worker thread.
+    # never wait on anything and take a fraction of a millisecond, less than handing them to a thread
+    # costs under load. A database over the network (it may hang) always gets a worker thread.
     db_inline: bool = False
 
     async def in_db(self, work: Callable, *args):
         return work(*args) if self.db_inline else await asyncio.to_thread(work, *args)
+
+
+class SQLiteReader:
+    """`connect` for database work on the event loop (a local SQLite file, HandlerContext.db_inline): one
+    connection, opened on first use and kept, read-only and in autocommit, so each statement reads the newest
+    committed state. The app's sessions would check a connection out of the pool and BEGIN and ROLLBACK
+    around every decision, together more than the decision's one query costs."""
+
+    def __init__(self, url: str):
+        self.engine = sa.create_engine(url, connect_args={"timeout": 30})
+        sa.event.listen(self.engine, "connect", _sqlite_autocommit_read_only)
+        self.connection: sa.Connection | None = None
+
+    @contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        if self.connection is None:
+            self.connection = self.engine.connect()
+        try:
+            yield self.connection
+        except Exception:
+            self.dispose()  # the next call starts from a new connection
+            raise
+        self.connection.rollback()  # ends SQLAlchemy's transaction; SQLite's own ended with the statement
+
+    def dispose(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+        self.engine.dispose()
+
+
+def _sqlite_autocommit_read_only(dbapi_connection, _record) -> None:
+    dbapi_connection.isolation_level = None  # no BEGIN: each statement is its own read transaction
+    dbapi_connection.execute("PRAGMA query_only = ON")  # the AGI server never writes
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ import click
 import sqlalchemy as sa
 
 from agi import server
-from agi.call import HandlerContext
+from agi.call import HandlerContext, SQLiteReader
 from agi.routes import ROUTES
 from tawasul import settings as settings_module
-from tawasul.db import Database
+from tawasul.db import make_engine
 from tawasul.settings import Settings, SettingsError
 
 log = logging.getLogger("agi.cli")
@@ -32,16 +32,22 @@ def run_server(settings: Settings, host: str, port: int) -> None:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _raise_open_files_limit(server.MAX_CONNECTIONS + 256)
-    database = Database(settings.db_url)
-    log.info("agi: database %s", sa.engine.make_url(settings.db_url).render_as_string(hide_password=True))
+    url = sa.engine.make_url(settings.db_url)
+    log.info("agi: database %s", url.render_as_string(hide_password=True))
+    # SQLite: reads on the event loop, on one kept connection; anything else (over the network, it may
+    # hang): a pooled connection a call, in a worker thread.
+    if url.get_backend_name() == "sqlite":
+        database = SQLiteReader(settings.db_url)
+        context = HandlerContext(settings=settings, connect=database.connect, db_inline=True)
+    else:
+        database = make_engine(settings.db_url)
+        context = HandlerContext(settings=settings, connect=database.connect)
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        context = HandlerContext(settings=settings, sessions=database.read,
-                                 db_inline=database.engine.dialect.name == "sqlite")
         await server.serve(ROUTES, context, host, port, stop)
 
     try:

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import aliased
 
 from agi import variables as v
 from agi.call import AgiCall, Decision, HandlerContext
@@ -51,117 +51,98 @@ class Due:
     governor_busy: bool
 
 
-@dataclass(frozen=True)
-class Hours:
-    """What route_call needs of the governor's schedule (as tawasul.scheduling reads it)."""
-
-    timezone: str
-    weekdays: frozenset[int]
-    holidays: tuple  # objects with a .day
-    video_start: dt.time
-    video_end: dt.time
-
-
-class _Day:
-    __slots__ = ("day",)
-
-    def __init__(self, day: dt.date):
-        self.day = day
+def _sql_literal(status: AppointmentStatus):
+    return sa.literal_column(f"'{status.value}'")
 
 
 # Built once: this runs for every call, and building a statement costs more than running it.
-_PLAN = (sa.select(GovernorSchedule.id, GovernorSchedule.timezone, GovernorSchedule.session_days,
-                   GovernorSchedule.video_start, GovernorSchedule.video_end).order_by(GovernorSchedule.id).limit(1))
-_HOLIDAYS = sa.select(Holiday.day).where(Holiday.schedule_id == sa.bindparam("plan"))
-_BUSY = sa.select(sa.func.count(Appointment.id)).where(Appointment.status == AppointmentStatus.IN_SESSION)
-# (id, require_code) of the active centre of an enabled centre phone.
-_CENTRE_OF = (sa.select(Centre.id, Centre.require_code).join(Device, Device.centre_id == Centre.id)
-              .where(Device.sip_user == sa.bindparam("endpoint"), Device.enabled,
-                     Device.kind == DeviceKind.CENTRE_PHONE, Centre.active))
-# This centre's active video appointments within a day either side of now (a superset of the local day).
-_NEAR = (sa.select(Appointment.id, Appointment.checkin_code, Appointment.slot_start, Appointment.slot_minutes,
-                   Appointment.reference, Citizen.name)
-         .join(Citizen, Citizen.id == Appointment.citizen_id)
-         .where(Appointment.centre_id == sa.bindparam("centre"), Appointment.kind == AppointmentKind.VIDEO,
-                Appointment.status.in_(booking.ACTIVE),
-                Appointment.slot_start >= sa.bindparam("since"), Appointment.slot_start <= sa.bindparam("until"))
+_FIRST_PLAN = sa.select(sa.func.min(GovernorSchedule.id)).correlate(None).scalar_subquery()
+_in_session = aliased(Appointment)
+_BUSY = sa.exists().where(_in_session.status == AppointmentStatus.IN_SESSION)
+_DUE = sa.and_(Appointment.slot_start >= sa.bindparam("closes"), Appointment.slot_start <= sa.bindparam("opens"))
+# One statement a call: the active centre of the enabled centre phone `endpoint` (no row: not one), the
+# governor's schedule (NULLs: none set up), and the centre's active video appointments within a day either
+# side of now, a superset of the local day (one row of NULLs: none). For an appointment due now (the window
+# booking.due_at uses), whether the governor is in a session: the scan this takes runs only then.
+_CALL = (sa.select(Centre.require_code, GovernorSchedule.id.label("plan_id"), GovernorSchedule.timezone,
+                   GovernorSchedule.session_days, GovernorSchedule.video_start, GovernorSchedule.video_end,
+                   Appointment.id, Appointment.checkin_code, Appointment.slot_start, Appointment.slot_minutes,
+                   Appointment.reference, Citizen.name, sa.case((_DUE, _BUSY)).label("due_and_busy"))
+         .select_from(Device)
+         .join(Centre, Centre.id == Device.centre_id)
+         .outerjoin(GovernorSchedule, GovernorSchedule.id == _FIRST_PLAN)
+         .outerjoin(Appointment, sa.and_(
+             Appointment.centre_id == Centre.id, Appointment.kind == AppointmentKind.VIDEO,
+             # Implied by the next line, but written out, as a literal, so that SQLite serves the range from
+             # the partial index on (kind, slot_start) (video rows only) rather than the one on slot_start.
+             Appointment.status != _sql_literal(AppointmentStatus.CANCELLED),
+             Appointment.status.in_([_sql_literal(status) for status in booking.ACTIVE]),
+             Appointment.slot_start >= sa.bindparam("since"), Appointment.slot_start <= sa.bindparam("until")))
+         .outerjoin(Citizen, Citizen.id == Appointment.citizen_id)
+         .where(Device.sip_user == sa.bindparam("endpoint"), Device.enabled,
+                Device.kind == DeviceKind.CENTRE_PHONE, Centre.active)
          .order_by(Appointment.slot_start, Appointment.id))
-
-
-def load_hours(db: sa.Connection) -> Hours:
-    row = db.execute(_PLAN).first()
-    if row is None:
-        raise InvalidInput("schedule", "no governor's schedule is set up yet")
-    holidays = tuple(_Day(day) for day in db.execute(_HOLIDAYS, {"plan": row.id}).scalars())
-    weekdays = frozenset(int(d) for d in row.session_days.split(",") if d.strip())
-    return Hours(row.timezone, weekdays, holidays, row.video_start, row.video_end)
-
-
-def in_hours(plan: Hours | GovernorSchedule, now: dt.datetime) -> bool:
-    """A session day (not a holiday), between the start and the end of video sessions, local time."""
-    day = scheduling.local_day(plan, now)
-    if not scheduling.is_session_day(plan, day):
-        return False
-    zone = scheduling.zone(plan)
-    start = dt.datetime.combine(day, plan.video_start, tzinfo=zone)
-    end = dt.datetime.combine(day, plan.video_end, tzinfo=zone)
-    return start <= now < end
+_GOVERNOR_BUSY = sa.select(_BUSY)
+_HOLIDAY = sa.select(sa.exists().where(Holiday.schedule_id == sa.bindparam("plan"), Holiday.day == sa.bindparam("day")))
 
 
 def governor_busy(db: sa.Connection) -> bool:
-    return db.execute(_BUSY).scalar() > 0
+    return db.execute(_GOVERNOR_BUSY).scalar()
 
 
-def _centre_of(db: sa.Connection, endpoint: str):
-    return db.execute(_CENTRE_OF, {"endpoint": endpoint}).first() if endpoint else None
+def in_hours(db: sa.Connection, plan, now: dt.datetime) -> bool:
+    """A session day (not a holiday), between the start and the end of video sessions, local time."""
+    zone = scheduling.zone(plan)
+    day = now.astimezone(zone).date()
+    if day.weekday() not in {int(d) for d in plan.session_days.split(",") if d.strip()}:
+        return False
+    start = dt.datetime.combine(day, plan.video_start, tzinfo=zone)
+    end = dt.datetime.combine(day, plan.video_end, tzinfo=zone)
+    return start <= now < end and not db.execute(_HOLIDAY, {"plan": plan.plan_id, "day": day}).scalar()
 
 
-def _appointments_near(db: sa.Connection, centre_id: int, now: dt.datetime):
-    day = dt.timedelta(days=1)
-    return db.execute(_NEAR, {"centre": centre_id, "since": now - day, "until": now + day}).all()
-
-
-def assess(session: Session, endpoint: str, now: dt.datetime, early: int, late: int) -> Decision | Due:
-    """The database half of the decision (HandlerContext.in_db runs it). Few, narrow, prebuilt queries
-    and no ORM objects (Core, on the session's connection): this runs for every call, and the
-    server's throughput is this function's."""
-    db = session.connection()
-    centre = _centre_of(db, endpoint)
-    if centre is None:
+def assess(db: sa.Connection, endpoint: str, now: dt.datetime, early: int, late: int) -> Decision | Due:
+    """The database half of the decision (HandlerContext.in_db runs it): one prebuilt statement, a second
+    only when nothing is booked here today (is today a holiday?). No ORM: this runs for every call."""
+    day, early, late = dt.timedelta(days=1), dt.timedelta(minutes=early), dt.timedelta(minutes=late)
+    rows = db.execute(_CALL, {"endpoint": endpoint, "since": now - day, "until": now + day,
+                              "closes": now - late, "opens": now + early}).all() if endpoint else []
+    if not rows:
         return Decision.deny(v.UNKNOWN_DEVICE)
-    rows = _appointments_near(db, centre.id, now)
-    opens, closes = now + dt.timedelta(minutes=early), now - dt.timedelta(minutes=late)
-    due = [r for r in rows if closes <= r.slot_start <= opens]  # the window booking.due_at uses
+    plan = rows[0]
+    due = [r for r in rows if r.due_and_busy is not None]
     if due:
         return Due(
             # The caller name is shown on the governor's phone: the citizen's name and reference, never the ID.
             candidates=tuple(Candidate(r.id, r.checkin_code, f"{r.name} {r.reference}",
                                        r.slot_start + dt.timedelta(minutes=r.slot_minutes)) for r in due),
-            require_code=centre.require_code or len(due) > 1,
-            governor_busy=governor_busy(db),
+            require_code=plan.require_code or len(due) > 1,
+            governor_busy=bool(due[0].due_and_busy),
         )
 
     # A citizen with a booking here today hears why this is not the moment, even outside hours.
-    plan = load_hours(db)
-    day_start = dt.datetime.combine(scheduling.local_day(plan, now), dt.time(0), tzinfo=scheduling.zone(plan))
-    today = [r.slot_start for r in rows if day_start <= r.slot_start < day_start + dt.timedelta(days=1)]
-    if any(start > opens for start in today):
+    if plan.plan_id is None:
+        raise InvalidInput("schedule", "no governor's schedule is set up yet")
+    zone = scheduling.zone(plan)
+    day_start = dt.datetime.combine(now.astimezone(zone).date(), dt.time(0), tzinfo=zone)
+    today = [r.slot_start for r in rows if r.id is not None and day_start <= r.slot_start < day_start + day]
+    if any(start > now + early for start in today):
         return Decision.deny(v.TOO_EARLY)
-    if any(start < closes for start in today):
+    if any(start < now - late for start in today):
         return Decision.deny(v.TOO_LATE)
-    if not in_hours(plan, now):
+    if not in_hours(db, plan, now):
         return Decision.deny(v.OUTSIDE_HOURS)
     return Decision.deny(v.NO_APPOINTMENT)
 
 
-def _assess_in_session(ctx: HandlerContext, endpoint: str, now: dt.datetime) -> Decision | Due:
-    with ctx.sessions() as session:
-        return assess(session, endpoint, now, ctx.settings.early_minutes, ctx.settings.late_minutes)
+def _assess(ctx: HandlerContext, endpoint: str, now: dt.datetime) -> Decision | Due:
+    with ctx.connect() as db:
+        return assess(db, endpoint, now, ctx.settings.early_minutes, ctx.settings.late_minutes)
 
 
-def _busy_in_session(ctx: HandlerContext) -> bool:
-    with ctx.sessions() as session:
-        return governor_busy(session.connection())
+def _busy(ctx: HandlerContext) -> bool:
+    with ctx.connect() as db:
+        return governor_busy(db)
 
 
 async def ask_code(call: AgiCall, candidates: tuple[Candidate, ...]) -> Candidate | None:
@@ -178,7 +159,7 @@ async def ask_code(call: AgiCall, candidates: tuple[Candidate, ...]) -> Candidat
 
 async def route_call(call: AgiCall, ctx: HandlerContext) -> Decision:
     endpoint = call.arg(1).strip()
-    outcome = await ctx.in_db(_assess_in_session, ctx, endpoint, ctx.clock())
+    outcome = await ctx.in_db(_assess, ctx, endpoint, ctx.clock())
     if isinstance(outcome, Decision):
         return outcome
 
@@ -187,7 +168,7 @@ async def route_call(call: AgiCall, ctx: HandlerContext) -> Decision:
         chosen = await ask_code(call, outcome.candidates)
         if chosen is None:
             return Decision.deny(v.BAD_CODE)
-        busy = await ctx.in_db(_busy_in_session, ctx)  # the code took a while: look again
+        busy = await ctx.in_db(_busy, ctx)  # the code took a while: look again
     else:
         chosen = outcome.candidates[0]
 

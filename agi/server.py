@@ -17,6 +17,7 @@ Idle, the server uses no CPU: every wait is an await on a socket or a timer.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import re
 import time
@@ -50,7 +51,8 @@ class GuardedRequest(Request):
 
     async def _read_result(self):
         try:
-            line = await asyncio.wait_for(self.reader.readline(), self.app.command_timeout)
+            async with asyncio.timeout(self.app.command_timeout):  # wait_for would wrap a task around each read
+                line = await self.reader.readline()
         except TimeoutError:
             raise AgiHangup(f"no reply within {self.app.command_timeout:g}s") from None
         except (ValueError, asyncio.LimitOverrunError):
@@ -130,7 +132,8 @@ class AgiServer(Application):
         self.tasks.add(task)
         try:
             try:
-                headers = await asyncio.wait_for(self.read_headers(reader), self.header_timeout)
+                async with asyncio.timeout(self.header_timeout):
+                    headers = await self.read_headers(reader)
             except TimeoutError:
                 raise Rejected(f"no complete header block within {self.header_timeout:g}s") from None
             script = headers.get("agi_network_script", "")
@@ -227,6 +230,10 @@ async def serve(routes: Mapping, context: HandlerContext, host: str, port: int,
     """Run until `stop` is set."""
     app = AgiServer(routes, context, **limits)
     await app.start(host, port)
+    # What is loaded by now (modules, SQLAlchemy's mappers) lives as long as the process. Frozen, it is out
+    # of the collector's reach: a full collection, which stalls every call in flight, takes ~0.5 ms, not ~45.
+    gc.collect()
+    gc.freeze()
     log.info("agi: FastAGI server listening on %s:%d (%s)", host, app.port, ", ".join(sorted(routes)))
     try:
         await stop.wait()

@@ -199,7 +199,8 @@ def perproc_child() -> None:
 
     async def run():
         call = AgiCall(_StdioRequest(headers))
-        decision = await route_call(call, HandlerContext(settings=settings, sessions=database.read, db_inline=True))
+        decision = await route_call(call, HandlerContext(settings=settings, connect=database.engine.connect,
+                                                                    db_inline=True))
         await call.set_variables(decision.variables())
 
     try:

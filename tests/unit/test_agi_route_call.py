@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from agi import variables as v
-from agi.call import HandlerContext
+from agi.call import HandlerContext, SQLiteReader
 from tawasul import booking
 from tawasul.models import (
     Appointment,
@@ -16,6 +16,8 @@ from tawasul.models import (
     AppointmentStatus,
     AuditEntry,
     Device,
+    GovernorSchedule,
+    Holiday,
 )
 from tawasul.validation import make_national_id
 from tests.unit.test_agi_server import BOOKED_ON, SUNDAY, ServerThread, agi_call, at
@@ -36,14 +38,18 @@ def clock():
     return Clock(at(SUNDAY, 9, 5))
 
 
-@pytest.fixture(params=[False, True], ids=["db-thread", "db-inline"])
+@pytest.fixture(params=["db-thread", "db-inline"])
 def server(demo_db, settings, clock, request):
-    """The server as `tawasul agi serve` runs it: database work in a worker thread, or on the event
-    loop (what it does with SQLite)."""
-    running = ServerThread(HandlerContext(settings=settings, sessions=demo_db.read, clock=clock,
-                                          db_inline=request.param))
+    """The server as `tawasul agi serve` runs it: a pooled connection a call in a worker thread (what it
+    does with PostgreSQL), or database work on the event loop, on one kept connection with SQLite."""
+    inline = request.param == "db-inline"
+    reader = SQLiteReader(demo_db.url) if inline and demo_db.engine.dialect.name == "sqlite" else None
+    running = ServerThread(HandlerContext(settings=settings, connect=reader.connect if reader else demo_db.engine.connect,
+                                          clock=clock, db_inline=inline))
     yield running
     running.close()
+    if reader is not None:
+        reader.dispose()
 
 
 def book(db, when, centre="BDR", n=1, status=None):
@@ -194,3 +200,31 @@ def test_hanging_up_at_the_code_prompt_ends_cleanly(demo_db, server, caplog):
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert sum("channel gone before a decision" in r.getMessage() for r in caplog.records) == 2
     assert agi_call(server.port, "centre-bdr-1", digits=[code]).decision == v.CONNECT
+
+
+def set_status(db, appointment_id, status):
+    with db.write() as session:
+        session.get(Appointment, appointment_id).status = status
+
+
+def test_every_call_is_decided_on_what_was_committed_just_before(demo_db, server, clock):
+    """The server keeps one database connection (SQLite): no call may be decided on an older state."""
+    clock.now = at(SUNDAY, 9, 12)
+    assert agi_call(server.port, "centre-bdr-1").variables == deny(v.NO_APPOINTMENT)
+    appointment_id, *_ = book(demo_db, at(SUNDAY, 9, 20), n=1)
+    assert agi_call(server.port, "centre-bdr-1").decision == v.CONNECT
+    elsewhere, *_ = book(demo_db, at(SUNDAY, 9), centre="YNB", n=2, status=AppointmentStatus.IN_SESSION)
+    assert agi_call(server.port, "centre-bdr-1").reason == v.GOVERNOR_BUSY
+    set_status(demo_db, elsewhere, AppointmentStatus.COMPLETED)
+    assert agi_call(server.port, "centre-bdr-1").decision == v.CONNECT
+    set_status(demo_db, appointment_id, AppointmentStatus.CANCELLED)
+    assert agi_call(server.port, "centre-bdr-1").variables == deny(v.NO_APPOINTMENT)
+
+
+def test_a_holiday_is_outside_the_governors_hours(demo_db, server, clock):
+    with demo_db.write() as session:
+        plan = session.scalars(sa.select(GovernorSchedule)).one()
+        session.add(Holiday(schedule=plan, day=SUNDAY, name="test"))
+    assert agi_call(server.port, "centre-bdr-1").variables == deny(v.OUTSIDE_HOURS)  # Sunday 09:05
+    clock.now = at(SUNDAY + dt.timedelta(days=1), 9, 5)  # Monday, a session day
+    assert agi_call(server.port, "centre-bdr-1").variables == deny(v.NO_APPOINTMENT)

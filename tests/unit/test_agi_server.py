@@ -24,7 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from agi import variables as v
-from agi.call import AgiCall, Decision, HandlerContext, mset_value, quote
+from agi.call import AgiCall, Decision, HandlerContext, SQLiteReader, mset_value, quote
 from agi.routes import ROUTES, route_table
 from agi.server import AgiServer
 from tests.live import run_async
@@ -246,10 +246,13 @@ def booked(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(booked):
     settings, database, _reference = booked
-    context = HandlerContext(settings=settings, sessions=database.read, clock=fixed_clock(at(SUNDAY, 9, 5)))
+    reader = SQLiteReader(database.url)  # as `tawasul agi serve` reads SQLite
+    context = HandlerContext(settings=settings, connect=reader.connect, clock=fixed_clock(at(SUNDAY, 9, 5)),
+                             db_inline=True)
     running = ServerThread(context, header_timeout=1.0)
     yield running
     running.close()
+    reader.dispose()
 
 
 def assert_normal_call_connects(server, booked):
@@ -383,7 +386,7 @@ def test_1000_idle_connections_time_out_while_real_calls_are_answered(server, bo
 def test_the_connection_cap_closes_the_excess_at_once(booked, caplog):
     caplog.set_level(logging.INFO)
     settings, database, _reference = booked
-    capped = ServerThread(HandlerContext(settings, database.read, fixed_clock(at(SUNDAY, 9, 5))),
+    capped = ServerThread(HandlerContext(settings, database.engine.connect, fixed_clock(at(SUNDAY, 9, 5))),
                           max_connections=5, header_timeout=3.0)
     try:
         held = [socket.create_connection(("127.0.0.1", capped.port)) for _ in range(5)]
@@ -435,7 +438,7 @@ def test_after_all_that_the_server_is_idle_and_answers(server, booked):
 def test_a_handler_failure_is_the_deny_error_decision(tmp_path, caplog):
     caplog.set_level(logging.INFO)
     nowhere = Database(f"sqlite:///{tmp_path}/no/such/folder/tawasul.db")
-    running = ServerThread(HandlerContext(Settings(), nowhere.read, fixed_clock(at(SUNDAY, 9, 5))))
+    running = ServerThread(HandlerContext(Settings(), nowhere.engine.connect, fixed_clock(at(SUNDAY, 9, 5))))
     try:
         result = agi_call(running.port)
         assert result.variables == {v.TAWASUL_REASON: v.ERROR, v.TAWASUL_DECISION: v.DENY}
@@ -453,7 +456,7 @@ def test_a_handler_that_returns_no_decision_is_denied_too(booked):
         raise RuntimeError("boom")
 
     settings, database, _reference = booked
-    running = ServerThread(HandlerContext(settings, database.read), routes=route_table(confused, exploding))
+    running = ServerThread(HandlerContext(settings, database.engine.connect), routes=route_table(confused, exploding))
     try:
         for script in ("confused", "exploding"):
             assert agi_call(running.port, script=script).variables == {
