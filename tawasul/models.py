@@ -188,6 +188,8 @@ class Appointment(Base):
             postgresql_where=sa.text("status != 'cancelled'"),
         ),
         sa.Index("ix_appointment_slot", "slot_start"),
+        # Whether the governor is in a session, asked for every call routed (agi/route_call.py).
+        sa.Index("ix_appointment_status", "status"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(sa.String(20), unique=True)
