@@ -379,24 +379,11 @@ def main() -> None:
                                      first=static_fixed, low=plan["low"])
                 drain(instance, 60)
 
-                sessions = plan["sessions"]
-                print(f"-- FastAGI memory: warm-up at 20 calls/s, then {sessions} concurrent AGI sessions held "
-                      f"in GET DATA", flush=True)
+                print(f"-- routed: warm-up at 20 calls/s, then {rate} calls/s x {calls} calls, then steps of "
+                      f"{plan['step_s']} s (below {rate}/s if it is not held)", flush=True)
                 warm = S.run_sipp(settings, tmp, "warm-up", routed_services, 20, 100)
                 print("   ", warm.line(), flush=True)
                 drain(instance)
-                user = hold_centre(instance.db, codes[-1])
-                rss_idle = S.rss_mb(server.pid)[0]
-                held_sessions, rss, peak = asyncio.run(_hold_sessions(settings.agi_port, user, sessions, server.pid))
-                print(f"    RSS {rss_idle:.1f} MB idle, {rss:.1f} MB with {held_sessions} sessions held", flush=True)
-                S.wait_idle(server.pid, 30)
-                with instance.db.write() as session:  # back to no centre asking for a code
-                    import sqlalchemy as sa
-                    from tawasul.models import Centre
-                    session.execute(sa.update(Centre).values(require_code=False))
-
-                print(f"-- routed: {rate} calls/s x {calls} calls, then steps of {plan['step_s']} s "
-                      f"(below {rate}/s if it is not held)", flush=True)
                 routed_fixed = S.run_sipp(settings, tmp, "routed", routed_services, rate, calls)
                 print("   ", routed_fixed.line(), flush=True)
                 drain(instance, 60)
@@ -406,6 +393,19 @@ def main() -> None:
                 drain(instance, 60)
                 S.wait_idle(server.pid, 60)
                 rss_after_load, peak_all = S.rss_mb(server.pid)
+
+                # After the routed runs, so that 1,000 sessions cut at once are not in their figures.
+                sessions = plan["sessions"]
+                print(f"-- FastAGI memory: {sessions} concurrent AGI sessions held in GET DATA", flush=True)
+                user = hold_centre(instance.db, codes[-1])
+                rss_idle = S.rss_mb(server.pid)[0]
+                held_sessions, rss, peak = asyncio.run(_hold_sessions(settings.agi_port, user, sessions, server.pid))
+                print(f"    RSS {rss_idle:.1f} MB idle, {rss:.1f} MB with {held_sessions} sessions held", flush=True)
+                S.wait_idle(server.pid, 30)
+                with instance.db.write() as session:  # back to no centre asking for a code
+                    import sqlalchemy as sa
+                    from tawasul.models import Centre
+                    session.execute(sa.update(Centre).values(require_code=False))
 
                 print(f"-- process-per-call AGI: steps of {plan['perproc_step_s']} s "
                       f"(at most {PERPROC_CHILDREN} processes, {PERPROC_LIMIT} calls at once)", flush=True)
@@ -427,9 +427,9 @@ def main() -> None:
     ratio_static = routed_max / static_max if static_max else float("nan")
     ratio_perproc = routed_max / perproc_max if perproc_max else float("inf")
     print(f"  routed/static {ratio_static:.2f}x, routed/process-per-call {ratio_perproc:.1f}x")
-    print(f"  FastAGI server RSS: {rss_start:.1f} MB at start, {rss_idle:.1f} MB warm and idle, {rss:.1f} MB with "
-          f"{held_sessions}/{sessions} sessions held in GET DATA; {rss_after_load:.1f} MB after the routed runs "
-          f"(peak over the whole run, overload included: {peak_all:.1f} MB)")
+    print(f"  FastAGI server RSS: {rss_start:.1f} MB at start, {rss_after_load:.1f} MB after the routed runs "
+          f"(peak, overload included: {peak_all:.1f} MB), {rss_idle:.1f} MB idle, {rss:.1f} MB with "
+          f"{held_sessions}/{sessions} sessions held in GET DATA")
     print("  route_call decisions during the run: "
           + ", ".join(f"{k} {n}" for k, n in mix.most_common()))
     checks = [
