@@ -94,6 +94,13 @@ class Instance:
             raise RuntimeError(f"provision apply failed: {result.errors}")
         return result
 
+    def restart(self) -> None:
+        """A fresh Asterisk (stopped, started, provisioned again): what an overload step leaves behind
+        (backlog, grown memory) would otherwise weigh on the next run for minutes."""
+        self.runtime.stop()
+        self.runtime.start(timeout=60)
+        self.apply()
+
     def channels(self) -> int:
         out = self.runtime.cli("core show channels count", timeout=10)
         for line in out.splitlines():
