@@ -190,10 +190,18 @@ def in_person_seats(session: Session, day: dt.date, now: dt.datetime | None = No
 
 def day_is_full(session: Session, kind: AppointmentKind, day: dt.date, now: dt.datetime | None = None) -> bool:
     """A session day with nothing left to book (a day without a session is not "full")."""
-    plan = schedule(session)
     if kind is AppointmentKind.VIDEO:
-        return bool(scheduling.video_slots(plan, day)) and not free_video_slots(session, day, now)
-    seats = in_person_seats(session, day, now)
+        return video_day_is_full(schedule(session), day, free_video_slots(session, day, now))
+    return in_person_day_is_full(in_person_seats(session, day, now))
+
+
+def video_day_is_full(plan: GovernorSchedule, day: dt.date, free: list[dt.datetime]) -> bool:
+    """day_is_full for video, from the free slots already found (free_video_slots)."""
+    return bool(scheduling.video_slots(plan, day)) and not free
+
+
+def in_person_day_is_full(seats: tuple[dt.datetime, int] | None) -> bool:
+    """day_is_full in person, from what in_person_seats already gave."""
     return seats is not None and seats[1] == 0
 
 

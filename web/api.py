@@ -339,12 +339,13 @@ def slots():
         zone = scheduling.zone(plan)
         length = dt.timedelta(minutes=plan.slot_minutes)
         if kind is AppointmentKind.VIDEO:
-            free = [(start, start + length, 1) for start in booking.free_video_slots(session, day, now)]
-            full = not free and bool(scheduling.video_slots(plan, day))
+            starts = booking.free_video_slots(session, day, now)
+            free = [(start, start + length, 1) for start in starts]
+            full = booking.video_day_is_full(plan, day, starts)
         else:
             seats = booking.in_person_seats(session, day, now)
             free = [(seats[0], None, seats[1])] if seats and seats[1] else []
-            full = seats is not None and seats[1] == 0
+            full = booking.in_person_day_is_full(seats)
         return jsonify({
             "date": day.isoformat(), "kind": kind.value, "timezone": plan.timezone,
             "session_day": scheduling.is_session_day(plan, day), "full": full,
