@@ -28,6 +28,7 @@ from tawasul.models import (
     DeviceKind,
     GovernorSchedule,
     Holiday,
+    session_weekdays,
 )
 from tawasul.validation import InvalidInput
 
@@ -92,10 +93,10 @@ def governor_busy(db: sa.Connection) -> bool:
 
 def in_hours(db: sa.Connection, plan, now: dt.datetime) -> bool:
     """A session day (not a holiday), between the start and the end of video sessions, local time."""
-    zone = scheduling.zone(plan)
-    day = now.astimezone(zone).date()
-    if day.weekday() not in {int(d) for d in plan.session_days.split(",") if d.strip()}:
+    day = scheduling.local_day(plan, now)
+    if day.weekday() not in session_weekdays(plan.session_days):
         return False
+    zone = scheduling.zone(plan)
     start = dt.datetime.combine(day, plan.video_start, tzinfo=zone)
     end = dt.datetime.combine(day, plan.video_end, tzinfo=zone)
     return start <= now < end and not db.execute(_HOLIDAY, {"plan": plan.plan_id, "day": day}).scalar()
@@ -123,8 +124,7 @@ def assess(db: sa.Connection, endpoint: str, now: dt.datetime, early: int, late:
     # A citizen with a booking here today hears why this is not the moment, even outside hours.
     if plan.plan_id is None:
         raise InvalidInput("schedule", "no governor's schedule is set up yet")
-    zone = scheduling.zone(plan)
-    day_start = dt.datetime.combine(now.astimezone(zone).date(), dt.time(0), tzinfo=zone)
+    day_start = dt.datetime.combine(scheduling.local_day(plan, now), dt.time(0), tzinfo=scheduling.zone(plan))
     today = [r.slot_start for r in rows if r.id is not None and day_start <= r.slot_start < day_start + day]
     if any(start > now + early for start in today):
         return Decision.deny(v.TOO_EARLY)

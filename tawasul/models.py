@@ -153,7 +153,12 @@ class GovernorSchedule(Base):
 
     @property
     def weekdays(self) -> set[int]:
-        return {int(d) for d in self.session_days.split(",") if d.strip()}
+        return session_weekdays(self.session_days)
+
+
+def session_weekdays(session_days: str) -> set[int]:
+    """GovernorSchedule.session_days ("6,0,1,2,3") as Python weekday numbers."""
+    return {int(d) for d in session_days.split(",") if d.strip()}
 
 
 class Holiday(Base):
