@@ -81,7 +81,7 @@ class WriterTurns:
     def turn(self):
         deadline = time.monotonic() + self.TIMEOUT
         if not self.in_process.acquire(timeout=self.TIMEOUT):
-            raise TimeoutError("the database is busy: another write has not finished in 30 s")
+            raise self._busy()
         try:
             if self.pid != os.getpid():  # a forked child needs a lock of its own
                 self.fd, self.pid = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600), os.getpid()
@@ -92,7 +92,7 @@ class WriterTurns:
                     break
                 except BlockingIOError:
                     if time.monotonic() > deadline:
-                        raise TimeoutError("the database is busy: another write has not finished in 30 s") from None
+                        raise self._busy() from None
                     time.sleep(pause)
                     pause = min(pause * 2, 0.004)
             try:
@@ -101,6 +101,9 @@ class WriterTurns:
                 fcntl.flock(self.fd, fcntl.LOCK_UN)
         finally:
             self.in_process.release()
+
+    def _busy(self) -> TimeoutError:
+        return TimeoutError(f"the database is busy: another write has not finished in {self.TIMEOUT:g} s")
 
 
 def _writer_turns(url: str) -> WriterTurns | None:
