@@ -364,7 +364,15 @@ def main() -> None:
             settings = instance.settings
             env = {**os.environ, **as_environ(settings), "PYTHONPATH": str(REPO)}
             perproc_port = S.free_port()
-            instance.runtime.cli(f"dialplan set global LOAD_PERPROC_AGI 127.0.0.1:{perproc_port}")
+
+            def point_perproc_calls():
+                instance.runtime.cli(f"dialplan set global LOAD_PERPROC_AGI 127.0.0.1:{perproc_port}")
+
+            def fresh_asterisk():
+                instance.restart()
+                point_perproc_calls()  # a global set at run time: gone with the restart
+
+            point_perproc_calls()
             agi_log = tmp / "agi.log"
             print(f"database: {len(codes)} centres with a phone, {APPOINTMENTS} appointments over {DAYS} days; "
                   f"Asterisk + FastAGI ready in {time.monotonic() - started:.1f} s"
@@ -397,14 +405,12 @@ def main() -> None:
                       flush=True)
                 static_max, _ = ramp(instance, tmp, "static", static_services, plan["ramp"], plan["step_s"],
                                      first=static_fixed, low=plan["low"])
-                instance.restart()  # the static ramp's last step overloaded it
-                instance.runtime.cli(f"dialplan set global LOAD_PERPROC_AGI 127.0.0.1:{perproc_port}")
+                fresh_asterisk()  # the static ramp's last step overloaded it
                 S.run_sipp(settings, tmp, "warm-up", routed_services, 20, 100)
                 settle(instance, server.pid)
                 routed_max, _ = ramp(instance, tmp, "routed", routed_services, plan["ramp"], plan["step_s"],
                                      first=routed_fixed, low=plan["low"])
-                instance.restart()
-                instance.runtime.cli(f"dialplan set global LOAD_PERPROC_AGI 127.0.0.1:{perproc_port}")
+                fresh_asterisk()
                 S.wait_idle(server.pid, 60)
                 rss_after_load, peak_all = S.rss_mb(server.pid)
 
