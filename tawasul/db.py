@@ -37,7 +37,12 @@ class UTCDateTime(sa.types.TypeDecorator):
         return None if value is None else value.replace(tzinfo=dt.timezone.utc)
 
 
-def make_engine(url: str, **kwargs) -> sa.Engine:
+def make_engine(url: str, pool_size: int | None = None, **kwargs) -> sa.Engine:
+    """`pool_size`: connections kept open for reuse (SQLAlchemy's default is 5, and a connection beyond
+    them is closed when given back: under more concurrent requests than that, each one beyond opened a
+    new connection, on PostgreSQL a new server process). An in-memory SQLite database has no such pool."""
+    if pool_size and not (url.startswith("sqlite") and sa.engine.make_url(url).database in (None, "", ":memory:")):
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size)
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 30}, **kwargs)
         _sqlite_pragmas(engine)
@@ -114,7 +119,7 @@ def _writer_turns(url: str) -> WriterTurns | None:
 class Database:
     """One engine and its session factories: `read()` for queries, `write()` for changes."""
 
-    def __init__(self, url: str, **engine_kwargs):
+    def __init__(self, url: str, **engine_kwargs):  # engine_kwargs: make_engine's
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self._reader = sessionmaker(self.engine, expire_on_commit=False)

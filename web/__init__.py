@@ -1,6 +1,8 @@
 """The Tawasul web app: `create_app(test_config=None)`, one blueprint per feature."""
 from __future__ import annotations
 
+import os
+
 from flask import Flask, current_app, render_template
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -36,7 +38,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     app.config.update(test_config or {})
     app.extensions["tawasul.settings"] = settings
-    app.extensions["tawasul.db"] = Database(settings.db_url)
+    # A pooled connection kept for each request thread (`tawasul web serve --threads`).
+    app.extensions["tawasul.db"] = Database(settings.db_url, pool_size=int(os.environ.get("TAWASUL_WEB_THREADS", "5")))
 
     from web import auth, desk, home, i18n, provisioning
     i18n.init_app(app, settings.timezone)

@@ -29,6 +29,7 @@ def serve(settings, workers, threads):
     # Threaded workers: a console's server-sent event stream holds a thread, not a whole worker;
     # web/console.py caps the streams per worker (TAWASUL_CONSOLE_MAX_STREAMS) so requests still get threads.
     os.environ.setdefault("TAWASUL_CONSOLE_MAX_STREAMS", str(max(1, threads // 2)))
+    os.environ.setdefault("TAWASUL_WEB_THREADS", str(threads))  # each worker's database pool (web/__init__.py)
     os.execv(sys.executable, [
         sys.executable, "-m", "gunicorn", "--workers", str(workers),
         "--worker-class", "gthread", "--threads", str(threads),
