@@ -60,18 +60,16 @@ def find_or_register_citizen(session: Session, national_id: str, name: str, mobi
                              home_governorate_id: int | None = None, actor: str | None = None) -> Citizen:
     """The citizen with this ID (name and mobile refreshed), or a new one. Validates all three.
     With an `actor`, a registration or a change is written to the audit log (field names only)."""
-    errors = []
+    errors, clean = [], []
     for check, value in ((validation.national_id, national_id), (validation.person_name, name),
                          (validation.mobile, mobile)):
         try:
-            check(value)
+            clean.append(check(value))
         except InvalidInput as error:
             errors.append(error)
     if errors:
         raise errors[0] if len(errors) == 1 else InvalidInputs(errors)
-    national_id = validation.national_id(national_id)
-    name = validation.person_name(name)
-    mobile = validation.mobile(mobile)
+    national_id, name, mobile = clean
     citizen = session.scalars(sa.select(Citizen).where(Citizen.national_id == national_id)).first()
     if citizen is None:
         citizen = Citizen(national_id=national_id, name=name, mobile=mobile,
@@ -119,10 +117,13 @@ def place(session: Session, citizen: Citizen, kind: AppointmentKind, location_ch
     return ranked[0][0], location_choice
 
 
-def _holders(session: Session, kind: AppointmentKind, slot_start: dt.datetime):
-    return session.scalars(sa.select(Appointment.seat).where(
-        Appointment.kind == kind, Appointment.slot_start == slot_start,
-        Appointment.status.in_(HOLDING_STATUSES)))
+# Built once, as the slot search's statements below: a booking runs both.
+_HOLDERS = sa.select(Appointment.seat).where(
+    Appointment.kind == sa.bindparam("kind"), Appointment.slot_start == sa.bindparam("start"),
+    Appointment.status.in_(HOLDING_STATUSES))
+_OFFERED = sa.select(sa.func.count(WaitlistEntry.id)).where(
+    WaitlistEntry.kind == sa.bindparam("kind"), WaitlistEntry.offered_slot == sa.bindparam("start"),
+    WaitlistEntry.status == WaitlistStatus.OFFERED)
 
 
 def _resolve_slot(session: Session, kind: AppointmentKind, at: dt.datetime, now: dt.datetime):
@@ -139,7 +140,7 @@ def _resolve_slot(session: Session, kind: AppointmentKind, at: dt.datetime, now:
         capacity, ends = plan.in_person_capacity, start
     if ends <= now:
         raise InvalidInput("at", "is in the past")
-    taken = set(_holders(session, kind, start))
+    taken = set(session.execute(_HOLDERS, {"kind": kind, "start": start}).scalars())
     free = [seat for seat in range(1, capacity + 1) if seat not in taken]
     if len(free) <= _offered(session, kind, start):  # seats offered to the waitlist are held for it
         raise SlotTaken("this slot is already booked" if capacity == 1
@@ -148,12 +149,10 @@ def _resolve_slot(session: Session, kind: AppointmentKind, at: dt.datetime, now:
 
 
 def _offered(session: Session, kind: AppointmentKind, slot_start: dt.datetime) -> int:
-    return session.scalar(sa.select(sa.func.count(WaitlistEntry.id)).where(
-        WaitlistEntry.kind == kind, WaitlistEntry.offered_slot == slot_start,
-        WaitlistEntry.status == WaitlistStatus.OFFERED)) or 0
+    return session.execute(_OFFERED, {"kind": kind, "start": slot_start}).scalar() or 0
 
 
-# Built once: the slot search runs these for every day it shows.
+# The slot search runs these for every day it shows.
 _HELD_VIDEO = sa.select(Appointment.slot_start).where(
     Appointment.kind == AppointmentKind.VIDEO, Appointment.status.in_(HOLDING_STATUSES),
     Appointment.slot_start.between(sa.bindparam("first"), sa.bindparam("last")))

@@ -34,6 +34,7 @@ from tawasul.models import (
     Governorate,
     LocationChoice,
     Role,
+    OutboxMessage,
     Ticket,
     TicketKind,
     TicketStatus,
@@ -242,9 +243,10 @@ def _centre(centre) -> dict | None:
     return None if centre is None else {"code": centre.code, "name_ar": centre.name_ar, "name_en": centre.name_en}
 
 
-def _appointment(session, appointment: Appointment) -> dict:
+def _appointment(session, appointment: Appointment, sms: OutboxMessage | None = None) -> dict:
+    """`sms`: the newest message to the citizen about it, when the caller has it (else it is read)."""
     plan = booking.schedule(session)
-    messages = outbox.for_appointment(session, appointment)
+    messages = [sms] if sms else outbox.for_appointment(session, appointment)
     return {
         "reference": appointment.reference,
         "checkin_code": appointment.checkin_code,
@@ -379,8 +381,8 @@ def book():
         centre, choice = booking.place(session, citizen, kind, location_choice, centre_code)
         appointment = booking.book(session, citizen=citizen, kind=kind, at=at, centre=centre,
                                    location_choice=choice, subject=subject, actor=_actor())
-        outbox.notify(session, booking.schedule(session), appointment, "booked", language.value)
-        answer = _appointment(session, appointment)
+        sms = outbox.notify(session, booking.schedule(session), appointment, "booked", language.value)
+        answer = _appointment(session, appointment, sms)
     response = jsonify(answer)
     response.status_code = 201
     response.headers["Location"] = url_for("api.appointment", reference=answer["reference"])
@@ -401,9 +403,9 @@ def cancel(reference: str):
     with db_of(current_app).write() as session:
         appointment = _appointment_or_404(session, reference)
         booking.cancel(session, appointment, reason, actor=_actor())
-        outbox.notify(session, booking.schedule(session), appointment, "cancelled",
-                      outbox.language_for(session, appointment))
-        return jsonify(_appointment(session, appointment))
+        sms = outbox.notify(session, booking.schedule(session), appointment, "cancelled",
+                            outbox.language_for(session, appointment))
+        return jsonify(_appointment(session, appointment, sms))
 
 
 @bp.post("/appointments/<reference>/reschedule")
@@ -413,9 +415,9 @@ def reschedule(reference: str):
     with db_of(current_app).write() as session:
         appointment = _appointment_or_404(session, reference)
         booking.reschedule(session, appointment, at, actor=_actor())
-        outbox.notify(session, booking.schedule(session), appointment, "rescheduled",
-                      outbox.language_for(session, appointment))
-        return jsonify(_appointment(session, appointment))
+        sms = outbox.notify(session, booking.schedule(session), appointment, "rescheduled",
+                            outbox.language_for(session, appointment))
+        return jsonify(_appointment(session, appointment, sms))
 
 
 @bp.post("/appointments/<reference>/check-in")
