@@ -31,12 +31,14 @@ class SlotTaken(Conflict):
         super().__init__("slot", message)
 
 
+_SCHEDULE = sa.select(GovernorSchedule).options(selectinload(GovernorSchedule.holidays)).order_by(GovernorSchedule.id)
+
+
 def schedule(session: Session) -> GovernorSchedule:
     """The governor's schedule with its holidays, read once per session (a request asks for it often)."""
     found = session.info.get("tawasul.schedule")
     if found is None:
-        found = session.scalars(sa.select(GovernorSchedule).options(selectinload(GovernorSchedule.holidays))
-                                .order_by(GovernorSchedule.id)).first()
+        found = session.scalars(_SCHEDULE).first()
         if found is None:
             raise InvalidInput("schedule", "no governor's schedule is set up yet")
         session.info["tawasul.schedule"] = found

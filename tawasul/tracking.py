@@ -66,20 +66,30 @@ def _matches(typed: tuple[str | None, str | None], national_ids: list[str | None
     return ok
 
 
+# Built once: public tracking runs these for every request.
+_APPOINTMENT = sa.select(Appointment).where(Appointment.reference == sa.bindparam("reference"))
+_TICKET = sa.select(Ticket).where(Ticket.reference == sa.bindparam("reference"))
+_STEPS = sa.select(AuditEntry.action, AuditEntry.at).where(
+    AuditEntry.entity == "appointment", AuditEntry.entity_id == sa.bindparam("entity_id"),
+    AuditEntry.action.in_(APPOINTMENT_STEPS)).order_by(AuditEntry.at, AuditEntry.id)
+_FOLLOW_UPS = sa.select(Ticket.reference, Ticket.status).where(
+    Ticket.appointment_id == sa.bindparam("appointment_id"), Ticket.kind == TicketKind.DIRECTIVE).order_by(Ticket.id)
+
+
 def lookup(session: Session, reference: str, identity: str) -> Tracked | None:
     reference = normalise(reference)
     typed = _identity(identity)
     if not reference or typed == (None, None):
         return None
     if reference.startswith("A-"):
-        appointment = session.scalars(sa.select(Appointment).where(Appointment.reference == reference)).first()
+        appointment = session.scalars(_APPOINTMENT, {"reference": reference}).first()
         if appointment is None:
             return None
         citizen = appointment.citizen
         if not _matches(typed, [citizen.national_id], [citizen.mobile]):
             return None
         return _appointment(session, appointment)
-    ticket = session.scalars(sa.select(Ticket).where(Ticket.reference == reference)).first()
+    ticket = session.scalars(_TICKET, {"reference": reference}).first()
     if ticket is None:
         return None
     citizen: Citizen | None = ticket.citizen
@@ -93,11 +103,8 @@ def lookup(session: Session, reference: str, identity: str) -> Tracked | None:
 
 
 def _appointment(session: Session, appointment: Appointment) -> Tracked:
-    entries = session.execute(sa.select(AuditEntry.action, AuditEntry.at).where(
-        AuditEntry.entity == "appointment", AuditEntry.entity_id == str(appointment.id),
-        AuditEntry.action.in_(APPOINTMENT_STEPS)).order_by(AuditEntry.at, AuditEntry.id)).all()
-    follow_ups = session.execute(sa.select(Ticket.reference, Ticket.status).where(
-        Ticket.appointment_id == appointment.id, Ticket.kind == TicketKind.DIRECTIVE).order_by(Ticket.id)).all()
+    entries = session.execute(_STEPS, {"entity_id": str(appointment.id)}).all()
+    follow_ups = session.execute(_FOLLOW_UPS, {"appointment_id": appointment.id}).all()
     centre = appointment.centre
     return Tracked(
         reference=appointment.reference, kind="appointment", status=appointment.status.value,
