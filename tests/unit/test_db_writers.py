@@ -67,3 +67,31 @@ def test_a_writer_held_up_too_long_gets_a_clear_error(tmp_path, monkeypatch):
         assert time.monotonic() - started < 2
     with waiter.turn():  # free again once the holder is done
         pass
+
+
+@pytest.mark.parametrize("pool_size, reopened", [(None, True), (16, False)])
+def test_a_pool_sized_for_the_threads_keeps_its_connections(tmp_path, pool_size, reopened):
+    """The web sizes each worker's pool by its request threads: 16 requests at once, twice, open 16
+    connections once; with SQLAlchemy's default pool (5 kept) the second round opens most of them again."""
+    url = f"sqlite:///{tmp_path / 'tawasul.db'}"
+    upgrade(url)
+    # (The default pool lets 15 connections out at most: allow more, or the 16th request would wait.)
+    db = Database(url, pool_size=pool_size) if pool_size else Database(url, max_overflow=20)
+    opened = []
+    sa.event.listen(db.engine, "connect", lambda *_: opened.append(1))
+    both_rounds = threading.Barrier(16)
+
+    def request():
+        with db.read() as session:
+            session.execute(sa.select(AuditEntry.id)).all()
+            both_rounds.wait(30)  # all 16 hold a connection at once
+
+    for _round in range(2):
+        threads = [threading.Thread(target=request) for _ in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert (len(opened) > 16) is reopened
+    assert len(opened) >= 16
+    db.dispose()
