@@ -42,7 +42,7 @@ def make_engine(url: str, pool_size: int | None = None, **kwargs) -> sa.Engine:
     them is closed when given back: under more concurrent requests than that, each one beyond opened a
     new connection, on PostgreSQL a new server process). An in-memory SQLite database has no such pool."""
     if pool_size and not (url.startswith("sqlite") and sa.engine.make_url(url).database in (None, "", ":memory:")):
-        kwargs.update(pool_size=pool_size, max_overflow=pool_size)
+        kwargs.update(pool_size=pool_size)
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 30}, **kwargs)
         _sqlite_pragmas(engine)
