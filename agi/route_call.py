@@ -17,6 +17,7 @@ from sqlalchemy.orm import aliased
 
 from agi import variables as v
 from agi.call import AgiCall, Decision, HandlerContext
+from agi.prepared import Prepared
 from tawasul import booking, scheduling
 from tawasul.models import (
     Appointment,
@@ -65,24 +66,25 @@ _DUE = sa.and_(Appointment.slot_start >= sa.bindparam("closes"), Appointment.slo
 # governor's schedule (NULLs: none set up), and the centre's active video appointments within a day either
 # side of now, a superset of the local day (one row of NULLs: none). For an appointment due now (the window
 # booking.due_at uses), whether the governor is in a session: the scan this takes runs only then.
-_CALL = (sa.select(Centre.require_code, GovernorSchedule.id.label("plan_id"), GovernorSchedule.timezone,
-                   GovernorSchedule.session_days, GovernorSchedule.video_start, GovernorSchedule.video_end,
-                   Appointment.id, Appointment.checkin_code, Appointment.slot_start, Appointment.slot_minutes,
-                   Appointment.reference, Citizen.name, sa.case((_DUE, _BUSY)).label("due_and_busy"))
-         .select_from(Device)
-         .join(Centre, Centre.id == Device.centre_id)
-         .outerjoin(GovernorSchedule, GovernorSchedule.id == _FIRST_PLAN)
-         .outerjoin(Appointment, sa.and_(
-             Appointment.centre_id == Centre.id, Appointment.kind == AppointmentKind.VIDEO,
-             # Implied by the next line, but written out, as a literal, so that SQLite serves the range from
-             # the partial index on (kind, slot_start) (video rows only) rather than the one on slot_start.
-             Appointment.status != _sql_literal(AppointmentStatus.CANCELLED),
-             Appointment.status.in_([_sql_literal(status) for status in booking.ACTIVE]),
-             Appointment.slot_start >= sa.bindparam("since"), Appointment.slot_start <= sa.bindparam("until")))
-         .outerjoin(Citizen, Citizen.id == Appointment.citizen_id)
-         .where(Device.sip_user == sa.bindparam("endpoint"), Device.enabled,
-                Device.kind == DeviceKind.CENTRE_PHONE, Centre.active)
-         .order_by(Appointment.slot_start, Appointment.id))
+# Prepared: run on the driver's cursor, since SQLAlchemy's execute costs twice what the statement does.
+_CALL = Prepared(sa.select(Centre.require_code, GovernorSchedule.id.label("plan_id"), GovernorSchedule.timezone,
+                          GovernorSchedule.session_days, GovernorSchedule.video_start, GovernorSchedule.video_end,
+                          Appointment.id, Appointment.checkin_code, Appointment.slot_start, Appointment.slot_minutes,
+                          Appointment.reference, Citizen.name, sa.case((_DUE, _BUSY)).label("due_and_busy"))
+                .select_from(Device)
+                .join(Centre, Centre.id == Device.centre_id)
+                .outerjoin(GovernorSchedule, GovernorSchedule.id == _FIRST_PLAN)
+                .outerjoin(Appointment, sa.and_(
+                    Appointment.centre_id == Centre.id, Appointment.kind == AppointmentKind.VIDEO,
+                    # Implied by the next line, but written out, as a literal, so that SQLite serves the range from
+                    # the partial index on (kind, slot_start) (video rows only) rather than the one on slot_start.
+                    Appointment.status != _sql_literal(AppointmentStatus.CANCELLED),
+                    Appointment.status.in_([_sql_literal(status) for status in booking.ACTIVE]),
+                    Appointment.slot_start >= sa.bindparam("since"), Appointment.slot_start <= sa.bindparam("until")))
+                .outerjoin(Citizen, Citizen.id == Appointment.citizen_id)
+                .where(Device.sip_user == sa.bindparam("endpoint"), Device.enabled,
+                       Device.kind == DeviceKind.CENTRE_PHONE, Centre.active)
+                .order_by(Appointment.slot_start, Appointment.id))
 _GOVERNOR_BUSY = sa.select(_BUSY)
 _HOLIDAY = sa.select(sa.exists().where(Holiday.schedule_id == sa.bindparam("plan"), Holiday.day == sa.bindparam("day")))
 
@@ -106,8 +108,8 @@ def assess(db: sa.Connection, endpoint: str, now: dt.datetime, early: int, late:
     """The database half of the decision (HandlerContext.in_db runs it): one prebuilt statement, a second
     only when nothing is booked here today (is today a holiday?). No ORM: this runs for every call."""
     day, early, late = dt.timedelta(days=1), dt.timedelta(minutes=early), dt.timedelta(minutes=late)
-    rows = db.execute(_CALL, {"endpoint": endpoint, "since": now - day, "until": now + day,
-                              "closes": now - late, "opens": now + early}).all() if endpoint else []
+    rows = _CALL.all(db, {"endpoint": endpoint, "since": now - day, "until": now + day,
+                          "closes": now - late, "opens": now + early}) if endpoint else []
     if not rows:
         return Decision.deny(v.UNKNOWN_DEVICE)
     plan = rows[0]
