@@ -21,7 +21,6 @@ import gc
 import logging
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Mapping
 
 from panoramisk.fast_agi import Application, Request
@@ -39,7 +38,7 @@ MAX_CONNECTIONS = 2000        # concurrent connections
 COMMAND_TIMEOUT = 60.0        # seconds to wait for Asterisk's reply to one command
 HANDLER_TIMEOUT = 120.0       # seconds for one handler's whole run (GET DATA tries included)
 
-_HEADER = re.compile(rb"^(agi_[a-z0-9_]{1,40}): ?(.*)$")
+_HEADER = re.compile(r"(agi_[a-z0-9_]{1,40}): ?(.*)")
 
 
 class Rejected(Exception):
@@ -122,9 +121,8 @@ class AgiServer(Application):
     # --- one connection ------------------------------------------------------------------------
 
     async def handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = _peer(writer)
         if self.active >= self.max_connections:
-            log.warning("agi: %s rejected: %d connections already open", peer, self.active)
+            log.warning("agi: %s rejected: %d connections already open", _peer(writer), self.active)
             writer.transport.abort()
             return
         self.active += 1
@@ -143,15 +141,15 @@ class AgiServer(Application):
             await self.run(script, endpoint, AgiCall(GuardedRequest(
                 app=self, headers=headers, reader=reader, writer=writer, encoding=self.default_encoding)))
         except Rejected as exc:
-            log.warning("agi: %s rejected: %s", peer, exc)
+            log.warning("agi: %s rejected: %s", _peer(writer), exc)
         finally:
             self.active -= 1
             self.tasks.discard(task)
             _close(writer)
 
-    async def read_headers(self, reader: asyncio.StreamReader) -> OrderedDict:
+    async def read_headers(self, reader: asyncio.StreamReader) -> dict[str, str]:
         """Header lines up to the blank line. Raises Rejected on EOF, garbage or excess."""
-        headers: OrderedDict[str, str] = OrderedDict()
+        headers: dict[str, str] = {}
         total = lines = 0
         while True:
             try:
@@ -174,10 +172,11 @@ class AgiServer(Application):
                 if not headers:
                     raise Rejected("empty header block")
                 return headers
-            match = _HEADER.match(line)
+            match = _HEADER.fullmatch(line.decode(self.default_encoding, "replace"))
             if match is None:
                 raise Rejected(f"not an AGI header line: {line[:40]!r}")
-            headers[match.group(1).decode("ascii")] = match.group(2).decode(self.default_encoding, "replace")
+            name, value = match.groups()
+            headers[name] = value
 
     async def run(self, script: str, endpoint, call: AgiCall) -> None:
         """Run one handler to a decision, and hand the decision to the dialplan."""
