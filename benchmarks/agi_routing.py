@@ -28,8 +28,9 @@ What is measured (SIPp's own trace files):
 - calls/s held = successful calls over the span between the first and the last 200 OK; a rate
   is "held" when under 0.1% of the calls fail and at least 90% of the offered rate completes;
 - the highest rate held, from a short ramp of steps (static and routed: 200/s for 6,000 calls,
-  then steps of 10 s; process-per-call: steps of 10 s from 2/s); a ramp stops at its first
-  step not held;
+  then steps of 10 s; process-per-call: steps of 10 s from 0.25/s); a ramp stops at its first
+  step not held, then two more steps bisect between the last rate held and that one (to 25 calls/s;
+  0.5/s for process-per-call), each on a freshly started Asterisk;
 - the FastAGI server's RSS (VmRSS from /proc) with 1,000 concurrent AGI sessions: 1,000
   connections that send a request for a centre that asks for its booking code, get the GET DATA
   command and never answer it, so each session stays open inside route_call.
@@ -64,10 +65,12 @@ SLOT_STEP = dt.timedelta(minutes=20)  # 15-minute sessions + 5-minute buffer
 RTP = (40000, 44999)
 
 # ramp: steps above the fixed rate; low: steps below it, tried only when the fixed rate is not held.
+# refine: steps bisecting between the last rate held and the first not held, to `grain` calls/s.
 FULL = dict(fixed_rate=200, fixed_calls=6000, ramp=[300, 400, 500, 600, 800], low=[25, 50, 100, 150], step_s=10,
-            perproc_ramp=[0.25, 0.5, 1, 2, 4, 8], perproc_step_s=10, sessions=1000)
-QUICK = dict(fixed_rate=100, fixed_calls=500, ramp=[200], low=[25, 50], step_s=3,
-             perproc_ramp=[0.5], perproc_step_s=6, sessions=200)
+            refine=2, grain=25, perproc_ramp=[0.25, 0.5, 1, 2, 4, 8], perproc_step_s=10, perproc_grain=0.5,
+            sessions=1000)
+QUICK = dict(fixed_rate=100, fixed_calls=500, ramp=[200], low=[25, 50], step_s=3, refine=1, grain=25,
+             perproc_ramp=[0.5], perproc_step_s=6, perproc_grain=0.25, sessions=200)
 PERPROC_CHILDREN = 48   # processes at once in the baseline (a bound, so overload cannot run away)
 PERPROC_LIMIT = 96      # SIPp's concurrent calls for the baseline
 
@@ -294,24 +297,42 @@ def settle(instance: S.Instance, server_pid: int) -> None:
         S.wait_idle(pid, 60)
 
 
-def ramp(instance, workdir, label, services, rates, step_s, first=None, low=(), **kw) -> tuple[float, list[S.SippResult]]:
+def ramp(instance, workdir, label, services, rates, step_s, first=None, low=(), refine=0, grain=25.0, recover=None,
+         **kw) -> tuple[float, list[S.SippResult]]:
     """The highest rate held over `rates` (steps of `step_s` s), stopping at the first not held.
-    With `first` (a run already made), the ramp goes on above it if it was held, else through `low`."""
-    results, best = [], 0.0
+    With `first` (a run already made), the ramp goes on above it if it was held, else through `low`.
+    Then up to `refine` more steps bisect between the last rate held and the first not held (midpoints
+    rounded to `grain`), each after `recover()`: a step not held leaves Asterisk slow for minutes."""
+    results, best, failed = [], 0.0, None
+
+    def step(rate: float) -> bool:
+        drain(instance)
+        result = S.run_sipp(instance.settings, workdir, label, services, rate, max(10, int(rate * step_s)), **kw)
+        results.append(result)
+        print("   ", result.line(), flush=True)
+        return held(result)
+
     if first is not None:
         results.append(first)
         if held(first):
             best = first.offered_rate
         else:
-            rates = low
+            rates, failed = low, first.offered_rate
     for rate in rates:
-        drain(instance)
-        result = S.run_sipp(instance.settings, workdir, label, services, rate, max(10, int(rate * step_s)), **kw)
-        results.append(result)
-        print("   ", result.line(), flush=True)
-        if not held(result):
+        if not step(rate):
+            failed = rate
             break
         best = rate
+    for _ in range(refine if best and failed else 0):
+        rate = round((best + failed) / 2 / grain) * grain
+        if not best < rate < failed:
+            break
+        if recover is not None:
+            recover()
+        if step(rate):
+            best = rate
+        else:
+            failed = rate
     return best, results
 
 
@@ -403,13 +424,20 @@ def main() -> None:
                 settle(instance, server.pid)
                 print(f"-- highest rates held: steps of {plan['step_s']} s above {rate}/s (below if it was not held)",
                       flush=True)
+                def recover(warm_services=None):
+                    fresh_asterisk()
+                    if warm_services:
+                        S.run_sipp(settings, tmp, "warm-up", warm_services, 20, 100)
+                    settle(instance, server.pid)
+
+                refine = dict(refine=plan["refine"], grain=plan["grain"])
                 static_max, _ = ramp(instance, tmp, "static", static_services, plan["ramp"], plan["step_s"],
-                                     first=static_fixed, low=plan["low"])
-                fresh_asterisk()  # the static ramp's last step overloaded it
-                S.run_sipp(settings, tmp, "warm-up", routed_services, 20, 100)
-                settle(instance, server.pid)
+                                     first=static_fixed, low=plan["low"], recover=lambda: recover(static_services),
+                                     **refine)
+                recover(routed_services)  # the static ramp's last step overloaded it
                 routed_max, _ = ramp(instance, tmp, "routed", routed_services, plan["ramp"], plan["step_s"],
-                                     first=routed_fixed, low=plan["low"])
+                                     first=routed_fixed, low=plan["low"], recover=lambda: recover(routed_services),
+                                     **refine)
                 fresh_asterisk()
                 S.wait_idle(server.pid, 60)
                 rss_after_load, peak_all = S.rss_mb(server.pid)
@@ -430,7 +458,8 @@ def main() -> None:
                 print(f"-- process-per-call AGI: steps of {plan['perproc_step_s']} s "
                       f"(at most {PERPROC_CHILDREN} processes, {PERPROC_LIMIT} calls at once)", flush=True)
                 perproc_max, _ = ramp(instance, tmp, "perproc", perproc_services, plan["perproc_ramp"],
-                                      plan["perproc_step_s"], limit=PERPROC_LIMIT, recv_timeout_ms=20000)
+                                      plan["perproc_step_s"], refine=plan["refine"], grain=plan["perproc_grain"],
+                                      recover=recover, limit=PERPROC_LIMIT, recv_timeout_ms=20000)
                 drain(instance, 60)
                 mix = decisions(agi_log)
 
