@@ -9,6 +9,7 @@ import sys
 
 import click
 import sqlalchemy as sa
+import uvloop
 
 from agi import server
 from agi.call import HandlerContext, SQLiteReader
@@ -54,7 +55,8 @@ def run_server(settings: Settings, host: str, port: int) -> None:
         await server.serve(ROUTES, context, host, port, stop)
 
     try:
-        asyncio.run(main())
+        # uvloop: the same asyncio, ~20% less CPU a call (1.68-1.79 -> 1.36-1.42 ms at 200 calls/s).
+        uvloop.run(main())
     finally:
         database.dispose()
 
