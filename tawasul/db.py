@@ -41,7 +41,7 @@ def make_engine(url: str, pool_size: int | None = None, **kwargs) -> sa.Engine:
     """`pool_size`: connections kept open for reuse (SQLAlchemy's default is 5, and a connection beyond
     them is closed when given back: under more concurrent requests than that, each one beyond opened a
     new connection, on PostgreSQL a new server process). An in-memory SQLite database has no such pool."""
-    if pool_size and not (url.startswith("sqlite") and sa.engine.make_url(url).database in (None, "", ":memory:")):
+    if pool_size and (sqlite_file(url) or not url.startswith("sqlite")):
         kwargs.update(pool_size=pool_size)
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 30}, **kwargs)
@@ -111,9 +111,15 @@ class WriterTurns:
         return TimeoutError(f"the database is busy: another write has not finished in {self.TIMEOUT:g} s")
 
 
-def _writer_turns(url: str) -> WriterTurns | None:
+def sqlite_file(url: str) -> str | None:
+    """The database file of an SQLite URL; None for an in-memory database or another kind of database."""
     database = sa.engine.make_url(url).database if url.startswith("sqlite") else None
-    return WriterTurns(f"{database}-writers.lock") if database and database != ":memory:" else None
+    return database if database and database != ":memory:" else None
+
+
+def _writer_turns(url: str) -> WriterTurns | None:
+    database = sqlite_file(url)
+    return WriterTurns(f"{database}-writers.lock") if database else None
 
 
 class Database:
