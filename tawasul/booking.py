@@ -5,14 +5,15 @@ import datetime as dt
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from tawasul import audit, scheduling, validation
 from tawasul.models import (
     HOLDING_STATUSES, Appointment, AppointmentKind, AppointmentStatus, Centre, Citizen,
-    GovernorSchedule, LocationChoice, WaitlistEntry, WaitlistStatus, utcnow,
+    GovernorSchedule, Holiday, LocationChoice, WaitlistEntry, WaitlistStatus, utcnow,
 )
 from tawasul.references import new_checkin_code, new_reference
+from tawasul.scheduling import Plan
 from tawasul.validation import Conflict, InvalidInput
 
 ACTIVE = (AppointmentStatus.BOOKED, AppointmentStatus.CHECKED_IN, AppointmentStatus.WAITING)
@@ -31,22 +32,42 @@ class SlotTaken(Conflict):
         super().__init__("slot", message)
 
 
-_SCHEDULE = sa.select(GovernorSchedule).options(selectinload(GovernorSchedule.holidays)).order_by(GovernorSchedule.id)
+# The schedule's columns as scheduling.Plan takes them, one row a holiday (or one with no holiday).
+_PLAN = (sa.select(GovernorSchedule.id, GovernorSchedule.timezone, GovernorSchedule.session_days,
+                   GovernorSchedule.video_start, GovernorSchedule.video_end, GovernorSchedule.slot_minutes,
+                   GovernorSchedule.buffer_minutes, GovernorSchedule.in_person_start,
+                   GovernorSchedule.in_person_capacity, Holiday.day)
+         .outerjoin(Holiday, Holiday.schedule_id == GovernorSchedule.id)
+         .where(GovernorSchedule.id == sa.select(sa.func.min(GovernorSchedule.id)).scalar_subquery()))
+_last_plan: tuple[tuple, Plan] | None = None  # (the rows it was made from, the Plan): shared by the process
 
 
-def schedule(session: Session) -> GovernorSchedule:
-    """The governor's schedule with its holidays, read once per session (a request asks for it often)."""
+def schedule(session: Session) -> Plan:
+    """The governor's schedule with its holidays, read once per session (a request asks for it often) with
+    one statement; the Plan made from the same rows last time is reused, so any change shows at once."""
+    global _last_plan
     found = session.info.get("tawasul.schedule")
     if found is None:
-        found = session.scalars(_SCHEDULE).first()
-        if found is None:
+        rows = tuple(session.execute(_PLAN))
+        if not rows:
             raise InvalidInput("schedule", "no governor's schedule is set up yet")
+        last = _last_plan
+        if last is not None and last[0] == rows:
+            found = last[1]
+        else:
+            found = Plan(*rows[0][:-1], holiday_days=frozenset(row.day for row in rows if row.day is not None))
+            _last_plan = (rows, found)
         session.info["tawasul.schedule"] = found
     return found
 
 
+# Built once: a booking runs both.
+_CENTRE = sa.select(Centre).where(Centre.code == sa.bindparam("code"))
+_CITIZEN = sa.select(Citizen).where(Citizen.national_id == sa.bindparam("national_id"))
+
+
 def centre_by_code(session: Session, code: str) -> Centre:
-    centre = session.scalars(sa.select(Centre).where(Centre.code == (code or "").strip().upper())).first()
+    centre = session.scalars(_CENTRE, {"code": (code or "").strip().upper()}).first()
     if centre is None or not centre.active:
         raise InvalidInput("centre", f"no active centre with code {code!r}")
     return centre
@@ -55,7 +76,7 @@ def centre_by_code(session: Session, code: str) -> Centre:
 def find_citizen(session: Session, national_id: str) -> Citizen | None:
     """The citizen with this (valid) national ID or iqama, or None."""
     national_id = validation.national_id(national_id)
-    return session.scalars(sa.select(Citizen).where(Citizen.national_id == national_id)).first()
+    return session.scalars(_CITIZEN, {"national_id": national_id}).first()
 
 
 def find_or_register_citizen(session: Session, national_id: str, name: str, mobile: str,
@@ -72,7 +93,7 @@ def find_or_register_citizen(session: Session, national_id: str, name: str, mobi
     if errors:
         raise errors[0] if len(errors) == 1 else InvalidInputs(errors)
     national_id, name, mobile = clean
-    citizen = session.scalars(sa.select(Citizen).where(Citizen.national_id == national_id)).first()
+    citizen = session.scalars(_CITIZEN, {"national_id": national_id}).first()
     if citizen is None:
         citizen = Citizen(national_id=national_id, name=name, mobile=mobile,
                           home_governorate_id=home_governorate_id)
@@ -196,7 +217,7 @@ def day_is_full(session: Session, kind: AppointmentKind, day: dt.date, now: dt.d
     return in_person_day_is_full(in_person_seats(session, day, now))
 
 
-def video_day_is_full(plan: GovernorSchedule, day: dt.date, free: list[dt.datetime]) -> bool:
+def video_day_is_full(plan: Plan, day: dt.date, free: list[dt.datetime]) -> bool:
     """day_is_full for video, from the free slots already found (free_video_slots)."""
     return bool(scheduling.video_slots(plan, day)) and not free
 
@@ -220,7 +241,9 @@ def session_days(session: Session, start: dt.date, count: int) -> list[dt.date]:
 def book(session: Session, *, citizen: Citizen, kind: AppointmentKind, at: dt.datetime,
          centre: Centre | None = None, location_choice: LocationChoice | None = None,
          subject: str = "", actor: str, now: dt.datetime | None = None) -> Appointment:
-    """Book a slot. The partial unique index refuses a second holder even when two bookings race."""
+    """Book a slot. The partial unique index refuses a second holder even when two bookings race: a lost
+    race tries the next free seat (inside a savepoint); losing the last one raises SlotTaken, and the
+    caller's transaction is then only good for rolling back (no savepoint for it: most slots have one seat)."""
     now = now or utcnow()
     if kind is AppointmentKind.VIDEO and centre is None:
         raise InvalidInput("centre", "a video session needs a reception centre")
@@ -236,8 +259,12 @@ def book(session: Session, *, citizen: Citizen, kind: AppointmentKind, at: dt.da
             subject=(subject or "").strip()[:500],
         )
         try:
-            with session.begin_nested():
+            if seat != seats[-1]:
+                with session.begin_nested():
+                    session.add(appointment)
+            else:
                 session.add(appointment)
+                session.flush()
         except IntegrityError:
             continue  # another booking took this seat between our look and our write
         audit.record(session, actor, "appointment.book", appointment, kind=kind.value, seat=seat)

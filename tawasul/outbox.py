@@ -15,10 +15,10 @@ from tawasul import scheduling
 from tawasul.models import (
     Appointment,
     AppointmentKind,
-    GovernorSchedule,
     OutboxMessage,
     utcnow,
 )
+from tawasul.scheduling import Plan
 
 LANGUAGES = ("ar", "en")
 WEEKDAYS = {
@@ -52,7 +52,7 @@ def language_of(value: str | None) -> str:
     return value if value in LANGUAGES else "ar"
 
 
-def when_text(plan: GovernorSchedule, moment: dt.datetime, language: str) -> str:
+def when_text(plan: Plan, moment: dt.datetime, language: str) -> str:
     """e.g. الأحد 2030-01-06 الساعة 09:00 (2 رمضان 1451 هـ) / Sunday 2030-01-06 at 09:00 (2 Ramadan 1451 AH)."""
     local = moment.astimezone(scheduling.zone(plan))
     h = Gregorian(local.year, local.month, local.day).to_hijri()
@@ -70,29 +70,34 @@ def where_text(appointment: Appointment, language: str) -> str:
             else f"by video from {centre.name_en}")
 
 
-def appointment_text(plan: GovernorSchedule, appointment: Appointment, event: str, language: str) -> str:
+def appointment_text(plan: Plan, appointment: Appointment, event: str, language: str) -> str:
     language = language_of(language)
     return TEXTS[event][language].format(
         when=when_text(plan, appointment.slot_start, language), where=where_text(appointment, language),
         reference=appointment.reference, code=appointment.checkin_code)
 
 
-def offer_text(plan: GovernorSchedule, slot_start: dt.datetime, language: str) -> str:
+def offer_text(plan: Plan, slot_start: dt.datetime, language: str) -> str:
     language = language_of(language)
     return TEXTS["offer"][language].format(when=when_text(plan, slot_start, language))
 
 
+# A plain insert, as audit entries: nothing reads a message back in the transaction that queues it,
+# and an ORM object would cost a unit-of-work flush of its own.
+_QUEUE = sa.insert(OutboxMessage.__table__)
+
+
 def queue(session: Session, to: str, body: str, language: str = "ar",
-          appointment: Appointment | None = None) -> OutboxMessage:
-    message = OutboxMessage(to=to, body=body, language=language_of(language), appointment=appointment)
-    session.add(message)
-    session.flush()
-    return message
+          appointment: Appointment | None = None) -> str:
+    """Queue an SMS; returns its text."""
+    session.flush()  # so a new appointment has its id
+    session.execute(_QUEUE, {"to": to, "body": body, "language": language_of(language),
+                             "appointment_id": appointment.id if appointment is not None else None})
+    return body
 
 
-def notify(session: Session, plan: GovernorSchedule, appointment: Appointment, event: str,
-           language: str) -> OutboxMessage:
-    """Queue the SMS telling the citizen their appointment was booked, moved or cancelled."""
+def notify(session: Session, plan: Plan, appointment: Appointment, event: str, language: str) -> str:
+    """Queue the SMS telling the citizen their appointment was booked, moved or cancelled; returns its text."""
     return queue(session, appointment.citizen.mobile, appointment_text(plan, appointment, event, language),
                  language, appointment)
 

@@ -2,30 +2,51 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from tawasul.models import GovernorSchedule
+from tawasul.models import session_weekdays
 
 UTC = dt.timezone.utc
 
 
-def zone(schedule: GovernorSchedule) -> ZoneInfo:
+@dataclass(frozen=True)
+class Plan:
+    """The governor's schedule (GovernorSchedule and its holidays) as the rules read it: a frozen copy,
+    so that one copy serves every request until the schedule changes (booking.schedule)."""
+    id: int
+    timezone: str
+    session_days: str
+    video_start: dt.time
+    video_end: dt.time
+    slot_minutes: int
+    buffer_minutes: int
+    in_person_start: dt.time
+    in_person_capacity: int
+    holiday_days: frozenset[dt.date]
+    weekdays: frozenset[int] = field(init=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "weekdays", frozenset(session_weekdays(self.session_days)))
+
+
+def zone(schedule: Plan) -> ZoneInfo:
     return ZoneInfo(schedule.timezone)
 
 
-def local_day(schedule: GovernorSchedule, moment: dt.datetime) -> dt.date:
+def local_day(schedule: Plan, moment: dt.datetime) -> dt.date:
     return moment.astimezone(zone(schedule)).date()
 
 
-def is_session_day(schedule: GovernorSchedule, day: dt.date) -> bool:
-    return day.weekday() in schedule.weekdays and day not in {h.day for h in schedule.holidays}
+def is_session_day(schedule: Plan, day: dt.date) -> bool:
+    return day.weekday() in schedule.weekdays and day not in schedule.holiday_days
 
 
-def _at(schedule: GovernorSchedule, day: dt.date, time: dt.time) -> dt.datetime:
+def _at(schedule: Plan, day: dt.date, time: dt.time) -> dt.datetime:
     return dt.datetime.combine(day, time, tzinfo=zone(schedule)).astimezone(UTC)
 
 
-def video_slots(schedule: GovernorSchedule, day: dt.date) -> list[dt.datetime]:
+def video_slots(schedule: Plan, day: dt.date) -> list[dt.datetime]:
     """Slot starts (UTC) on a local day: slot, buffer, slot, ... ending by the close of sessions."""
     if not is_session_day(schedule, day):
         return []
@@ -40,7 +61,7 @@ def video_slots(schedule: GovernorSchedule, day: dt.date) -> list[dt.datetime]:
     return slots
 
 
-def video_slot_at(schedule: GovernorSchedule, moment: dt.datetime) -> dt.datetime | None:
+def video_slot_at(schedule: Plan, moment: dt.datetime) -> dt.datetime | None:
     """The slot that starts exactly at `moment`, or the one running at `moment` (for "now")."""
     length = dt.timedelta(minutes=schedule.slot_minutes)
     for start in video_slots(schedule, local_day(schedule, moment)):
@@ -49,7 +70,7 @@ def video_slot_at(schedule: GovernorSchedule, moment: dt.datetime) -> dt.datetim
     return None
 
 
-def in_person_session(schedule: GovernorSchedule, day: dt.date) -> dt.datetime | None:
+def in_person_session(schedule: Plan, day: dt.date) -> dt.datetime | None:
     """Start (UTC) of the governor's daily session at the emirate, or None on a day without one."""
     if not is_session_day(schedule, day):
         return None

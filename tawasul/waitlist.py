@@ -18,18 +18,18 @@ from tawasul.models import (
     AppointmentKind,
     Centre,
     Citizen,
-    GovernorSchedule,
     LocationChoice,
     WaitlistEntry,
     WaitlistStatus,
     utcnow,
 )
+from tawasul.scheduling import Plan
 from tawasul.validation import InvalidInput
 
 OPEN = (WaitlistStatus.WAITING, WaitlistStatus.OFFERED)
 
 
-def _schedule(session: Session) -> GovernorSchedule:
+def _schedule(session: Session) -> Plan:
     from tawasul.booking import schedule
     return schedule(session)
 
@@ -64,7 +64,7 @@ def join(session: Session, *, citizen: Citizen, kind: AppointmentKind, day: dt.d
     return entry
 
 
-def _is_free(session: Session, plan: GovernorSchedule, kind: AppointmentKind, slot_start: dt.datetime) -> bool:
+def _is_free(session: Session, plan: Plan, kind: AppointmentKind, slot_start: dt.datetime) -> bool:
     held = session.scalar(sa.select(sa.func.count(Appointment.id)).where(
         Appointment.kind == kind, Appointment.slot_start == slot_start,
         Appointment.status.in_(HOLDING_STATUSES)))

@@ -33,7 +33,6 @@ from tawasul.models import (
     AppointmentKind,
     Governorate,
     LocationChoice,
-    OutboxMessage,
     Role,
     Ticket,
     TicketKind,
@@ -243,10 +242,12 @@ def _centre(centre) -> dict | None:
     return None if centre is None else {"code": centre.code, "name_ar": centre.name_ar, "name_en": centre.name_en}
 
 
-def _appointment(session, appointment: Appointment, sms: OutboxMessage | None = None) -> dict:
-    """`sms`: the newest message to the citizen about it, when the caller has it (else it is read)."""
+def _appointment(session, appointment: Appointment, sms: str | None = None) -> dict:
+    """`sms`: the text of the newest message to the citizen about it, when the caller has it (else it is read)."""
     plan = booking.schedule(session)
-    messages = [sms] if sms else outbox.for_appointment(session, appointment)
+    if sms is None:
+        messages = outbox.for_appointment(session, appointment)
+        sms = messages[-1].body if messages else None
     return {
         "reference": appointment.reference,
         "checkin_code": appointment.checkin_code,
@@ -263,7 +264,7 @@ def _appointment(session, appointment: Appointment, sms: OutboxMessage | None = 
         "cancel_reason": appointment.cancel_reason,
         "checked_in_at": _iso(appointment.checked_in_at),
         "created_at": _iso(appointment.created_at),
-        "sms": messages[-1].body if messages else None,
+        "sms": sms,
     }
 
 

@@ -129,16 +129,16 @@ def appointments(provisioned_asterisk, agi_server):
     p = provisioned_asterisk
     now = dt.datetime.now(dt.timezone.utc)
     with p.db.write() as session:
-        plan = booking.schedule(session)
-        saved = {name: getattr(plan, name) for name in
+        row = session.scalars(sa.select(GovernorSchedule)).one()
+        saved = {name: getattr(row, name) for name in
                  ("session_days", "video_start", "video_end", "slot_minutes", "buffer_minutes", "timezone")}
-        plan.session_days, plan.video_start, plan.video_end = "0,1,2,3,4,5,6", dt.time(0, 0), dt.time(23, 59)
-        plan.slot_minutes, plan.buffer_minutes = 10, 0
-        if now.astimezone(scheduling.zone(plan)).time() >= dt.time(23, 40):
+        row.session_days, row.video_start, row.video_end = "0,1,2,3,4,5,6", dt.time(0, 0), dt.time(23, 59)
+        row.slot_minutes, row.buffer_minutes = 10, 0
+        if now.astimezone(scheduling.zone(row)).time() >= dt.time(23, 40):
             # the day's last slots cannot reach past local midnight: decide this run in UTC's day
-            plan.timezone = "UTC"
+            row.timezone = "UTC"
         session.flush()
-        bdr_slot, ynb_slot = _pick_slots(plan, now)
+        bdr_slot, ynb_slot = _pick_slots(booking.schedule(session), now)
         citizen = booking.find_or_register_citizen(session, "1123456780", "Test Citizen", "+966501234567")
         ids = {"slot": bdr_slot}
         for code, slot in (("BDR", bdr_slot), ("YNB", ynb_slot)):
@@ -152,9 +152,9 @@ def appointments(provisioned_asterisk, agi_server):
                 appointment = session.get(Appointment, ids[key])
                 if appointment.status in booking.ACTIVE:
                     appointment.status = AppointmentStatus.CANCELLED
-            plan = booking.schedule(session)
+            row = session.scalars(sa.select(GovernorSchedule)).one()
             for name, value in saved.items():
-                setattr(plan, name, value)
+                setattr(row, name, value)
 
 
 @pytest.fixture(scope="module")

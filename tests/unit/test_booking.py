@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from tawasul import booking, scheduling
-from tawasul.models import Appointment, AppointmentKind, AppointmentStatus, AuditEntry, Holiday
+from tawasul.models import Appointment, AppointmentKind, AppointmentStatus, AuditEntry, GovernorSchedule, Holiday
 from tawasul.validation import InvalidInput, make_national_id
 
 RIYADH = ZoneInfo("Asia/Riyadh")
@@ -40,12 +40,16 @@ def test_the_demo_schedule_has_nine_video_slots_on_a_sunday_and_none_on_friday(d
         assert scheduling.video_slots(plan, dt.date(2026, 12, 4)) == []
 
 
-def test_a_holiday_has_no_slots(demo_db):
+def test_a_holiday_has_no_slots_from_the_next_request_on(demo_db):
+    with demo_db.read() as first, demo_db.read() as second:
+        before = booking.schedule(first)
+        assert booking.schedule(second) is before  # unchanged: one copy serves every request
     with demo_db.write() as session:
-        plan = booking.schedule(session)
+        plan = session.scalars(sa.select(GovernorSchedule)).one()
         plan.holidays.append(Holiday(day=SUNDAY, name="عطلة"))
     with demo_db.read() as session:
         assert scheduling.video_slots(booking.schedule(session), SUNDAY) == []
+    assert len(scheduling.video_slots(before, SUNDAY)) == 9
 
 
 def test_booking_gives_a_reference_and_code_and_an_audit_entry(demo_db):
@@ -147,7 +151,7 @@ def test_check_in_then_due_window(demo_db):
 
 def test_in_person_attendance_has_a_daily_capacity(demo_db):
     with demo_db.write() as session:
-        booking.schedule(session).in_person_capacity = 2
+        session.scalars(sa.select(GovernorSchedule)).one().in_person_capacity = 2
     with demo_db.write() as session:
         seats = [booking.book(session, citizen=citizen(session, n), kind=AppointmentKind.IN_PERSON,
                               at=at(SUNDAY, 0), actor="test", now=NOW).seat for n in (1, 2)]

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from tawasul import booking, outbox, waitlist
-from tawasul.models import AppointmentKind, OutboxMessage, WaitlistStatus
+from tawasul.models import AppointmentKind, GovernorSchedule, OutboxMessage, WaitlistStatus
 from tawasul.validation import InvalidInput, make_national_id
 
 RIYADH = ZoneInfo("Asia/Riyadh")
@@ -37,7 +37,7 @@ def test_free_video_slots_leave_out_taken_and_past_ones(demo_db):
 
 def test_the_first_waiting_citizen_is_offered_a_freed_seat_and_the_offer_holds_it(demo_db):
     with demo_db.write() as session:
-        booking.schedule(session).in_person_capacity = 1
+        session.scalars(sa.select(GovernorSchedule)).one().in_person_capacity = 1
         first = booking.book(session, citizen=person(session, 1), kind=AppointmentKind.IN_PERSON, at=at(13),
                              actor="test", now=NOW)
         assert booking.day_is_full(session, AppointmentKind.IN_PERSON, SUNDAY, NOW)

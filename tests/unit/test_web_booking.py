@@ -15,6 +15,7 @@ from tawasul.models import (
     AuditEntry,
     Centre,
     Citizen,
+    GovernorSchedule,
     Governorate,
     OutboxMessage,
     WaitlistEntry,
@@ -315,7 +316,7 @@ def test_a_day_without_a_session(web_app, staff):
 
 def _fill_in_person(web_app, capacity=2):
     with db(web_app).write() as session:
-        booking.schedule(session).in_person_capacity = capacity
+        session.scalars(sa.select(GovernorSchedule)).one().in_person_capacity = capacity
         for n in range(capacity):
             person = booking.find_or_register_citizen(session, make_national_id("1", f"7000000{n}"), f"حاضر {n}",
                                                       "0501234567")
