@@ -13,7 +13,8 @@ UTC = dt.timezone.utc
 @dataclass(frozen=True)
 class Plan:
     """The governor's schedule (GovernorSchedule and its holidays) as the rules read it: a frozen copy,
-    so that one copy serves every request until the schedule changes (booking.schedule)."""
+    so that one copy serves every request until the schedule changes (booking.schedule). The functions
+    below also take a GovernorSchedule, which has the same attributes."""
     id: int
     timezone: str
     session_days: str
