@@ -43,12 +43,12 @@ _BY_DIGEST = sa.select(ApiToken.id, ApiToken.name, ApiToken.role, ApiToken.revok
     ApiToken.token_hash == sa.bindparam("digest"))
 
 
-def authenticate(session: Session, token: str, now: dt.datetime | None = None) -> sa.Row | None:
+def authenticate(db: Session | sa.Connection, token: str, now: dt.datetime | None = None) -> sa.Row | None:
     """The active token for this bearer token (id, name, role, revoked, last_used_at), or None
     (unknown, malformed or revoked)."""
     if not token or not token.startswith(PREFIX) or len(token) > 200:
         return None
-    row = session.execute(_BY_DIGEST, {"digest": digest(token)}).first()
+    row = db.execute(_BY_DIGEST, {"digest": digest(token)}).first()
     if row is None or row.revoked:
         return None
     return row

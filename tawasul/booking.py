@@ -140,10 +140,15 @@ def place(session: Session, citizen: Citizen, kind: AppointmentKind, location_ch
     return ranked[0][0], location_choice
 
 
-# Built once, as the slot search's statements below: a booking runs both.
-_HOLDERS = sa.select(Appointment.seat).where(
-    Appointment.kind == sa.bindparam("kind"), Appointment.slot_start == sa.bindparam("start"),
-    Appointment.status.in_(HOLDING_STATUSES))
+# Built once, as the slot search's statements below. A booking's one look at its slot: the seats
+# held, and a 0 for each seat offered to the waitlist (held for it).
+_TAKEN = sa.union_all(
+    sa.select(Appointment.seat).where(
+        Appointment.kind == sa.bindparam("kind"), Appointment.slot_start == sa.bindparam("start"),
+        Appointment.status.in_(HOLDING_STATUSES)),
+    sa.select(sa.literal(0)).where(
+        WaitlistEntry.kind == sa.bindparam("kind"), WaitlistEntry.offered_slot == sa.bindparam("start"),
+        WaitlistEntry.status == WaitlistStatus.OFFERED))
 _OFFERED = sa.select(sa.func.count(WaitlistEntry.id)).where(
     WaitlistEntry.kind == sa.bindparam("kind"), WaitlistEntry.offered_slot == sa.bindparam("start"),
     WaitlistEntry.status == WaitlistStatus.OFFERED)
@@ -163,9 +168,9 @@ def _resolve_slot(session: Session, kind: AppointmentKind, at: dt.datetime, now:
         capacity, ends = plan.in_person_capacity, start
     if ends <= now:
         raise InvalidInput("at", "is in the past")
-    taken = set(session.execute(_HOLDERS, {"kind": kind, "start": start}).scalars())
+    taken = session.execute(_TAKEN, {"kind": kind, "start": start}).scalars().all()
     free = [seat for seat in range(1, capacity + 1) if seat not in taken]
-    if len(free) <= _offered(session, kind, start):  # seats offered to the waitlist are held for it
+    if len(free) <= taken.count(0):  # seats offered to the waitlist are held for it
         raise SlotTaken("this slot is already booked" if capacity == 1
                         else "the governor's session on that day is full")
     return start, plan.slot_minutes, free

@@ -132,11 +132,21 @@ class Database:
         writer_bind = self.engine.execution_options(sqlite_immediate=True)
         self._writer = sessionmaker(writer_bind, expire_on_commit=False)
         self._turns = _writer_turns(url)
+        # PostgreSQL: no BEGIN and ROLLBACK around a lone read (two round trips). SQLite keeps its
+        # transactions: resetting the driver's isolation level would undo _sqlite_pragmas' transaction control.
+        self._lone = self.engine if url.startswith("sqlite") else self.engine.execution_options(
+            isolation_level="AUTOCOMMIT")
 
     @contextmanager
     def read(self) -> Session:
         with self._reader() as session:
             yield session
+
+    @contextmanager
+    def read_one(self) -> sa.Connection:
+        """A connection for one statement that reads (a consistent view of several needs `read()`)."""
+        with self._lone.connect() as connection:
+            yield connection
 
     @contextmanager
     def write(self) -> Session:

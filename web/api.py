@@ -131,8 +131,8 @@ def _authenticate() -> Caller | None:
     if token is None:
         return None
     db = db_of(current_app)
-    with db.read() as session:
-        row = api_tokens.authenticate(session, token)
+    with db.read_one() as connection:
+        row = api_tokens.authenticate(connection, token)
         if row is None:
             raise ApiError(401, "Authorization", "unknown or revoked token")
         caller = Caller(row.id, row.name, row.role)

@@ -1,5 +1,6 @@
 """SQLite writers in several processes take turns (tawasul.db.WriterTurns): none is refused, none
-is lost, and a writer stuck behind another gives up with a clear error instead of hanging."""
+is lost, and a writer stuck behind another gives up with a clear error instead of hanging; a lone
+read (read_one) leaves no autocommit behind for the next write."""
 from __future__ import annotations
 
 import multiprocessing
@@ -95,3 +96,21 @@ def test_a_pool_sized_for_the_threads_keeps_its_connections(tmp_path, pool_size,
     assert (len(opened) > 16) is reopened
     assert len(opened) >= 16
     db.dispose()
+
+
+def test_a_lone_read_finds_a_token_and_leaves_later_writes_all_or_nothing(db):
+    """read_one (no transaction on PostgreSQL) must not hand its autocommit on to the next write."""
+    from tawasul import api_tokens
+    from tawasul.models import ApiToken, Role
+
+    with db.write() as session:
+        _row, token = api_tokens.create(session, "desk-app", Role.STAFF, actor="test")
+    for _ in range(3):
+        with db.read_one() as connection:
+            assert api_tokens.authenticate(connection, token).name == "desk-app"
+        with pytest.raises(RuntimeError), db.write() as session:
+            session.add(ApiToken(name="half-done", role=Role.STAFF, token_hash="0" * 64))
+            session.flush()  # on the server, inside the transaction
+            raise RuntimeError("the rest of this change failed")
+    with db.read() as session:
+        assert session.scalars(sa.select(ApiToken.name)).all() == ["desk-app"]
