@@ -140,8 +140,8 @@ def place(session: Session, citizen: Citizen, kind: AppointmentKind, location_ch
     return ranked[0][0], location_choice
 
 
-# Built once, as the slot search's statements below. A booking's one look at its slot: the seats
-# held, and a 0 for each seat offered to the waitlist (held for it).
+# Built once, as the slot search's statements below. One look at a slot: the seats held, and a 0 for
+# each seat offered to the waitlist (held for it).
 _TAKEN = sa.union_all(
     sa.select(Appointment.seat).where(
         Appointment.kind == sa.bindparam("kind"), Appointment.slot_start == sa.bindparam("start"),
@@ -149,9 +149,12 @@ _TAKEN = sa.union_all(
     sa.select(sa.literal(0)).where(
         WaitlistEntry.kind == sa.bindparam("kind"), WaitlistEntry.offered_slot == sa.bindparam("start"),
         WaitlistEntry.status == WaitlistStatus.OFFERED))
-_OFFERED = sa.select(sa.func.count(WaitlistEntry.id)).where(
-    WaitlistEntry.kind == sa.bindparam("kind"), WaitlistEntry.offered_slot == sa.bindparam("start"),
-    WaitlistEntry.status == WaitlistStatus.OFFERED)
+
+
+def _taken(session: Session, kind: AppointmentKind, start: dt.datetime) -> tuple[list[int], int]:
+    """(the seats held, how many seats are offered to the waitlist) of one slot."""
+    found = session.execute(_TAKEN, {"kind": kind, "start": start}).scalars().all()
+    return [seat for seat in found if seat], found.count(0)
 
 
 def _resolve_slot(session: Session, kind: AppointmentKind, at: dt.datetime, now: dt.datetime):
@@ -168,16 +171,12 @@ def _resolve_slot(session: Session, kind: AppointmentKind, at: dt.datetime, now:
         capacity, ends = plan.in_person_capacity, start
     if ends <= now:
         raise InvalidInput("at", "is in the past")
-    taken = session.execute(_TAKEN, {"kind": kind, "start": start}).scalars().all()
-    free = [seat for seat in range(1, capacity + 1) if seat not in taken]
-    if len(free) <= taken.count(0):  # seats offered to the waitlist are held for it
+    held, offered = _taken(session, kind, start)
+    free = [seat for seat in range(1, capacity + 1) if seat not in held]
+    if len(free) <= offered:  # seats offered to the waitlist are held for it
         raise SlotTaken("this slot is already booked" if capacity == 1
                         else "the governor's session on that day is full")
     return start, plan.slot_minutes, free
-
-
-def _offered(session: Session, kind: AppointmentKind, slot_start: dt.datetime) -> int:
-    return session.execute(_OFFERED, {"kind": kind, "start": slot_start}).scalar() or 0
 
 
 # The slot search runs these for every day it shows.
@@ -209,10 +208,8 @@ def in_person_seats(session: Session, day: dt.date, now: dt.datetime | None = No
     start = scheduling.in_person_session(plan, day)
     if start is None or start <= now:
         return None
-    held = session.scalar(sa.select(sa.func.count(Appointment.id)).where(
-        Appointment.kind == AppointmentKind.IN_PERSON, Appointment.slot_start == start,
-        Appointment.status.in_(HOLDING_STATUSES))) or 0
-    return start, max(0, plan.in_person_capacity - held - _offered(session, AppointmentKind.IN_PERSON, start))
+    held, offered = _taken(session, AppointmentKind.IN_PERSON, start)
+    return start, max(0, plan.in_person_capacity - len(held) - offered)
 
 
 def day_is_full(session: Session, kind: AppointmentKind, day: dt.date, now: dt.datetime | None = None) -> bool:
