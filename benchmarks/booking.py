@@ -34,7 +34,7 @@ def _database(folder: Path):
 
 def _slots(db, now):
     with db.read() as session:
-        plan = session.scalars(sa.select(GovernorSchedule)).one()
+        plan = booking.schedule(session)
         first = scheduling.local_day(plan, now) + dt.timedelta(days=1)
         return [s for d in range(DAYS) for s in scheduling.video_slots(plan, first + dt.timedelta(days=d))]
 

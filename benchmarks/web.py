@@ -33,7 +33,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from tawasul import api_tokens, demo, scheduling
+from tawasul import api_tokens, booking, demo, scheduling
 from tawasul.db import Database, upgrade
 from tawasul.models import (
     Appointment, AuditEntry, Centre, Citizen, Department, GovernorSchedule, Role, Ticket, TicketEvent,
@@ -106,7 +106,7 @@ def _build(url: str, state: Path) -> dict:
         plan.video_start, plan.video_end = dt.time(0, 0), dt.time(23, 59)
         _row, token = api_tokens.create(session, "bench", Role.STAFF, actor="bench")
     with db.read() as session:
-        plan = session.scalars(sa.select(GovernorSchedule)).one()
+        plan = booking.schedule(session)
         first = scheduling.local_day(plan, now) + dt.timedelta(days=1)
         centres = session.scalars(sa.select(Centre.id)).all()
         departments = session.scalars(sa.select(Department.id)).all()

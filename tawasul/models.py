@@ -155,10 +155,6 @@ class GovernorSchedule(Base):
     def weekdays(self) -> set[int]:
         return session_weekdays(self.session_days)
 
-    @property
-    def holiday_days(self) -> frozenset[dt.date]:  # as scheduling.Plan's, so that either can be given
-        return frozenset(holiday.day for holiday in self.holidays)
-
 
 def session_weekdays(session_days: str) -> set[int]:
     """GovernorSchedule.session_days ("6,0,1,2,3") as Python weekday numbers."""

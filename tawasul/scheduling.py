@@ -13,8 +13,7 @@ UTC = dt.timezone.utc
 @dataclass(frozen=True)
 class Plan:
     """The governor's schedule (GovernorSchedule and its holidays) as the rules read it: a frozen copy,
-    so that one copy serves every request until the schedule changes (booking.schedule). The functions
-    below also take a GovernorSchedule, which has the same attributes."""
+    so that one copy serves every request until the schedule changes (booking.schedule)."""
     id: int
     timezone: str
     session_days: str
