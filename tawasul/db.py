@@ -47,7 +47,32 @@ def make_engine(url: str, pool_size: int | None = None, **kwargs) -> sa.Engine:
         engine = sa.create_engine(url, connect_args={"timeout": 30}, **kwargs)
         _sqlite_pragmas(engine)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = sa.create_engine(url, pool_use_lifo=True, **kwargs)
+    _ping_when_idle(engine)
+    return engine
+
+
+# A pooled connection idle longer than this is pinged before use (a restarted server has closed it).
+# SQLAlchemy's pool_pre_ping pings on every checkout: a round trip for each, two a web request. A
+# connection in steady use is not pinged; if the server restarts under it, its next statement fails,
+# and that failure makes the pool drop every connection it holds, as a failed ping would.
+PING_WHEN_IDLE = 1.0  # seconds
+
+
+def _ping_when_idle(engine: sa.Engine) -> None:
+    @event.listens_for(engine, "checkin")
+    def on_checkin(_dbapi_connection, record):
+        record.info["tawasul.idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def on_checkout(dbapi_connection, record, _proxy):
+        idle_since = record.info.pop("tawasul.idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since <= PING_WHEN_IDLE:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise sa.exc.InvalidatePoolError(f"a pooled connection failed its ping: {error}") from error
 
 
 def _sqlite_pragmas(engine: sa.Engine) -> None:

@@ -114,3 +114,32 @@ def test_a_lone_read_finds_a_token_and_leaves_later_writes_all_or_nothing(db):
             raise RuntimeError("the rest of this change failed")
     with db.read() as session:
         assert session.scalars(sa.select(ApiToken.name)).all() == ["desk-app"]
+
+
+@pytest.mark.postgres
+def test_a_restarted_postgresql_is_survived(monkeypatch):
+    """A pooled connection idle for a while is pinged, so the first request after a restart works. One
+    in steady use is not: its next statement fails (the request in flight would have failed anyway), the
+    pool then drops every old connection, and the next request works."""
+    import tawasul.db
+    from tests.postgres_fixture import PostgresServer
+
+    server = PostgresServer()
+    server.start()
+    try:
+        db = Database(server.new_database())
+        with db.read() as session:
+            assert session.scalar(sa.text("SELECT 1")) == 1
+        monkeypatch.setattr(tawasul.db, "PING_WHEN_IDLE", 0.0)  # idle: pinged
+        server.restart()
+        with db.read() as session:
+            assert session.scalar(sa.text("SELECT 1")) == 1
+        monkeypatch.setattr(tawasul.db, "PING_WHEN_IDLE", 3600.0)  # in steady use: not pinged
+        server.restart()
+        with pytest.raises(sa.exc.OperationalError), db.read() as session:
+            session.scalar(sa.text("SELECT 1"))
+        with db.write() as session:
+            assert session.scalar(sa.text("SELECT 2")) == 2
+        db.dispose()
+    finally:
+        server.stop()
