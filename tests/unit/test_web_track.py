@@ -5,7 +5,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from tawasul import booking, tickets
+from tawasul import booking, references, tickets
 from tawasul.models import AppointmentKind, Ticket, TicketStatus
 from tawasul.validation import make_national_id
 from tests.conftest import csrf_token
@@ -50,10 +50,13 @@ def test_the_right_pair_shows_status_and_dated_history_and_nothing_else(web_app,
     ("{nodash}", NATIONAL_ID),
     ("{o_for_0}", f" {NATIONAL_ID} "),
 ], ids=["mobile", "international mobile", "lower case", "no dashes", "O typed for 0"])
-def test_typing_is_tolerated(web_app, client, typed_reference, identity):
+def test_typing_is_tolerated(web_app, client, monkeypatch, typed_reference, identity):
+    # A reference with a 0 in it for the O case (two in three have none; filing until one came
+    # would meet the public form's rate limit now and then).
+    with_a_zero = lambda kind: (lambda ref: ref[:2] + "0" + ref[3:])(references.new_reference(kind))  # noqa: E731
+    monkeypatch.setattr(tickets, "new_reference", with_a_zero)
     reference = file_one(client)
-    while "0" not in reference and typed_reference == "{o_for_0}":
-        reference = file_one(client)
+    assert "0" in reference
     typed = typed_reference.format(ref=reference, lower=reference.lower(), nodash=reference.replace("-", ""),
                                    o_for_0=reference.replace("0", "O"))
     response = track(web_app.test_client(), typed, identity)
