@@ -55,6 +55,10 @@ class Settings:
     load_test: bool = False
     # Public forms and tracking (web and API), per client address and web worker (flask-limiter syntax).
     public_rate_limit: str = "10 per minute"
+    # Reverse proxies in front of the web (1 for an nginx that terminates HTTPS): the client's address
+    # and scheme are then read from the X-Forwarded-For and X-Forwarded-Proto headers that many proxies
+    # add. 0: those headers are ignored, since any client could send them.
+    web_proxies: int = 0
 
     @property
     def db_url(self) -> str:
@@ -136,6 +140,8 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> Settings
         for name, raw in layer.items():
             if name in known:
                 merged[name] = _coerce(name, raw, known[name])
+    if merged.get("web_proxies", 0) < 0:
+        raise SettingsError(f"web_proxies: expected 0 or more, got {merged['web_proxies']}")
     return dataclasses.replace(Settings(), **merged)
 
 

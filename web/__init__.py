@@ -37,6 +37,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=8 * 3600,
     )
     app.config.update(test_config or {})
+    if settings.web_proxies:  # the client's own address for rate limits and logs, https for cookies
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.web_proxies, x_proto=settings.web_proxies)
     app.extensions["tawasul.settings"] = settings
     # A pooled connection kept for each request thread (`tawasul web serve --threads`).
     app.extensions["tawasul.db"] = Database(settings.db_url, pool_size=int(os.environ.get("TAWASUL_WEB_THREADS", "5")))

@@ -14,7 +14,7 @@ Nothing to store or leak from the database; rotating the secret key revokes ever
 To a prober, an unknown MAC, a disabled device, a device of another vendor and a wrong token
 look the same: the same status (404; a 403 would tell which MACs exist), body and headers.
 Requests are rate limited per client IP (the app's Flask-Limiter; behind a proxy, the
-deployment must set the client address, e.g. werkzeug's ProxyFix). Responses carry
+`web_proxies` setting makes that the client's address from X-Forwarded-For). Responses carry
 `Cache-Control: no-store`. Neither the token nor the password is ever logged.
 
 HTTPS is the deployment's job (the reverse proxy in front of gunicorn); phones must be pointed

@@ -30,6 +30,8 @@ def test_bad_values_and_unknown_settings_are_refused(tmp_path):
         load(environ={"TAWASUL_STATE_DIR": str(tmp_path)})
     with pytest.raises(SettingsError, match="demo"):
         load(environ={"TAWASUL_DEMO": "maybe"})
+    with pytest.raises(SettingsError, match="web_proxies"):
+        load(environ={"TAWASUL_WEB_PROXIES": "-1"})
 
 
 def test_production_refuses_the_default_secret_key():

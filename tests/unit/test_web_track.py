@@ -1,4 +1,5 @@
 """Public tracking: reference plus national ID or mobile, by POST; no enumeration; rate limited."""
+import dataclasses
 import datetime as dt
 import re
 
@@ -126,3 +127,23 @@ def test_a_booking_and_its_directives_are_tracked(web_app, login):
     assert "توجيه سمو الأمير" in page
     assert re.findall(r'<span class="step">([^<]+)</span>', page) == ["أحيل إلى الإدارة المختصة", "قيد الدراسة"]
     assert "داخلي" not in page and "متابعة مطلبه" not in page
+
+
+@pytest.mark.parametrize("proxies", [0, 1])
+def test_the_rate_limit_is_per_client_behind_a_proxy_and_cannot_be_dodged_without_one(web_app, proxies):
+    """Behind nginx (web_proxies = 1) the limit counts each client's address from X-Forwarded-For, not
+    the proxy's one address for everybody; without a proxy the header is ignored, so it cannot be
+    used to get a fresh limit."""
+    from web import create_app
+
+    settings = dataclasses.replace(web_app.extensions["tawasul.settings"], web_proxies=proxies)
+    app = create_app({"TAWASUL_SETTINGS": settings, "TESTING": True})
+    client = app.test_client()
+
+    def status(address):
+        return client.post("/api/v1/track", json={"reference": "C-ZZZZ-ZZZZ-ZZZZ", "identity": NATIONAL_ID},
+                           headers={"X-Forwarded-For": address, "X-Forwarded-Proto": "https"}).status_code
+
+    assert [status("198.51.100.7") for _ in range(11)] == [404] * 10 + [429]
+    assert status("198.51.100.8") == (404 if proxies else 429)
+    app.extensions["tawasul.db"].dispose()
