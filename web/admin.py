@@ -22,6 +22,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy.orm import selectinload
 from wtforms import (BooleanField, DateField, IntegerField, SelectField, SelectMultipleField, StringField,
                      TextAreaField, TimeField)
+from wtforms import SelectChoice as choice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -31,14 +32,15 @@ from tawasul.validation import InvalidInput
 from tawasul.vault import Vault
 from web import db_of, settings_of
 from web.auth import roles_required
+from web.i18n import LANGUAGE_CHOICES
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 IT = (Role.IT_ADMIN,)
 MASK = "********"
 # Lines whose value is a credential: the AMI secret, device passwords and their digests.
 SECRET_LINE = re.compile(r"(?im)^(\s*(?:secret|password|password_digest|md5_cred)\s*=>?\s*)(\S.*)$")
-DAYS = [(6, _l("Sunday")), (0, _l("Monday")), (1, _l("Tuesday")), (2, _l("Wednesday")),
-        (3, _l("Thursday")), (4, _l("Friday")), (5, _l("Saturday"))]
+DAYS = [choice(6, _l("Sunday")), choice(0, _l("Monday")), choice(1, _l("Tuesday")), choice(2, _l("Wednesday")),
+        choice(3, _l("Thursday")), choice(4, _l("Friday")), choice(5, _l("Saturday"))]
 
 
 # --------------------------------------------------------------------------- runtime, AMI, diff
@@ -164,14 +166,20 @@ class CentreForm(FlaskForm):
     address = StringField(_l("Address"), validators=[Optional(), Length(max=300)])
     allowed_networks = TextAreaField(_l("Allowed networks (CIDR, comma-separated)"),
                                      validators=[DataRequired(), Length(max=500)])
-    prompt_language = SelectField(_l("First prompt language"), choices=[("ar", "العربية"), ("en", "English")])
+    prompt_language = SelectField(_l("First prompt language"), choices=LANGUAGE_CHOICES)
     require_code = BooleanField(_l("Citizens must enter their check-in code"))
     active = BooleanField(_l("Active"), default=True)
 
 
-def _governorate_choices(session):
-    return [(g.id, f"{g.code} — {g.name_en}") for g in
+def _governorate_choices(session) -> list[choice]:
+    return [choice(g.id, f"{g.code} — {g.name_en}") for g in
             session.scalars(sa.select(Governorate).order_by(Governorate.code)).all()]
+
+
+def _centre_choices(session) -> list[choice]:
+    """"—" (no centre), then every centre."""
+    return [choice(0, "—")] + [choice(c.id, f"{c.code} — {c.name_en}") for c in
+                               session.scalars(sa.select(Centre).order_by(Centre.code)).all()]
 
 
 @bp.get("/centres")
@@ -225,13 +233,13 @@ def centre(centre_id):
 
 
 class DeviceForm(FlaskForm):
-    kind = SelectField(_l("Kind"), choices=[(DeviceKind.CENTRE_PHONE.value, _l("Centre video phone")),
-                                            (DeviceKind.GOVERNOR_DESK.value, _l("Governor's desk")),
-                                            (DeviceKind.STAFF.value, _l("Staff phone"))])
+    kind = SelectField(_l("Kind"), choices=[choice(DeviceKind.CENTRE_PHONE.value, _l("Centre video phone")),
+                                            choice(DeviceKind.GOVERNOR_DESK.value, _l("Governor's desk")),
+                                            choice(DeviceKind.STAFF.value, _l("Staff phone"))])
     centre_id = SelectField(_l("Centre"), coerce=int)
     sip_user = StringField(_l("SIP user"), validators=[DataRequired(), Length(max=40)])
     label = StringField(_l("Label"), validators=[Optional(), Length(max=120)])
-    vendor = SelectField(_l("Vendor"), choices=[(v, v) for v in administration.VENDORS])
+    vendor = SelectField(_l("Vendor"), choices=[choice(v) for v in administration.VENDORS])
     model = StringField(_l("Model"), validators=[Optional(), Length(max=40)])
     mac = StringField(_l("MAC address (for provisioned phones)"), validators=[Optional(), Length(max=17)])
 
@@ -247,8 +255,7 @@ def devices():
     settings = settings_of(current_app)
     form = DeviceForm()
     with db.read() as session:
-        form.centre_id.choices = [(0, "—")] + [(c.id, f"{c.code} — {c.name_en}") for c in
-                                               session.scalars(sa.select(Centre).order_by(Centre.code)).all()]
+        form.centre_id.choices = _centre_choices(session)
     status, created = 200, None
     if form.validate_on_submit():
         try:
@@ -264,7 +271,7 @@ def devices():
             status = 400
         else:
             form = DeviceForm(formdata=None)
-            form.centre_id.choices = [(0, "—")]
+            form.centre_id.choices = [choice(0, "—")]
     elif form.is_submitted():
         status = 400
     with db.read() as session:
@@ -272,8 +279,7 @@ def devices():
         listing = [dict(id=d.id, sip_user=d.sip_user, kind=d.kind.value, centre=d.centre.code if d.centre else "",
                         label=d.label, vendor=d.vendor, mac=d.mac or "", enabled=d.enabled) for d in rows]
         if created:
-            form.centre_id.choices = [(0, "—")] + [(c.id, f"{c.code} — {c.name_en}") for c in
-                                                   session.scalars(sa.select(Centre).order_by(Centre.code)).all()]
+            form.centre_id.choices = _centre_choices(session)
     return render_template("admin/devices.html", form=form, rows=listing, created=created,
                            action_form=ActionForm()), status
 
@@ -407,7 +413,7 @@ def remove_holiday(holiday_id):
 
 
 class RoutingForm(FlaskForm):
-    prompt_language = SelectField(_l("First prompt language"), choices=[("ar", "العربية"), ("en", "English")])
+    prompt_language = SelectField(_l("First prompt language"), choices=LANGUAGE_CHOICES)
     require_code = BooleanField(_l("Require check-in code"))
 
 

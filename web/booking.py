@@ -25,6 +25,7 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
+from wtforms import SelectChoice as choice
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from tawasul import booking, geo, outbox, scheduling, validation, waitlist
@@ -44,7 +45,7 @@ from tawasul.models import (
 from tawasul.validation import InvalidInput
 from web import db_of
 from web.auth import roles_required
-from web.i18n import current_language
+from web.i18n import LANGUAGE_CHOICES, current_language
 
 bp = Blueprint("booking", __name__, url_prefix="/booking")
 FLOW = "booking"  # the key of the flow's state in the signed session
@@ -109,23 +110,23 @@ class CitizenForm(FlaskForm):
                          description=_l("e.g. 05XXXXXXXX"))
     governorate = SelectField(_l("Home governorate"), coerce=int, validate_choice=False)
     language = SelectField(_l("Language of the citizen's messages"),
-                           choices=[("ar", "العربية"), ("en", "English")])
+                           choices=LANGUAGE_CHOICES)
     find = SubmitField(_l("Find"))
     proceed = SubmitField(_l("Continue"))
 
     def validate_governorate(self, field):
-        if field.data not in {value for value, _label in field.choices if value}:
+        if field.data not in {c.value for c in field.choices if c.value}:
             raise ValidationError(_("Please choose the home governorate."))
 
 
 class MeetingForm(FlaskForm):
     kind = RadioField(_l("Kind of meeting"), choices=[
-        ("video", _l("A video session from a reception centre")),
-        ("in_person", _l("Attendance at the governor's daily session at the Emirate"))],
+        choice("video", _l("A video session from a reception centre")),
+        choice("in_person", _l("Attendance at the governor's daily session at the Emirate"))],
         validators=[DataRequired(_l("Please choose the kind of meeting."))])
     place = RadioField(_l("Where will the citizen be?"), choices=[
-        ("nearest_centre", _l("At the nearest centre to their home governorate")),
-        ("centre_on_date", _l("At another centre, where they will be on the chosen date"))],
+        choice("nearest_centre", _l("At the nearest centre to their home governorate")),
+        choice("centre_on_date", _l("At another centre, where they will be on the chosen date"))],
         validators=[Optional()], default="nearest_centre")
     centre = SelectField(_l("Centre"), coerce=int, validate_choice=False)
     proceed = SubmitField(_l("Continue"))
@@ -215,9 +216,9 @@ def _appointment_or_404(session, reference: str) -> Appointment:
 
 # -------------------------------------------------------------------------- step 1: the citizen
 
-def _governorate_choices(session) -> list[tuple[int, str]]:
+def _governorate_choices(session) -> list[choice]:
     governorates = session.scalars(sa.select(Governorate).order_by(Governorate.id)).all()
-    return [(0, _("Choose…"))] + [(g.id, _name(g)) for g in governorates]
+    return [choice(0, _("Choose…"))] + [choice(g.id, _name(g)) for g in governorates]
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -283,11 +284,11 @@ def meeting():
         centres = sorted(session.scalars(sa.select(Centre).where(Centre.active)).all(),
                          key=lambda c: (distance.get(c.id, float("inf")), c.id))  # nearest first
         nearest = (ranked[0][0].id, _name(ranked[0][0]), ranked[0][1]) if ranked else None
-        form.centre.choices = [(0, _("Choose…"))] + [
-            (c.id, _name(c) + (" — " + _("%(km)s km", km=f"{distance[c.id]:.0f}") if c.id in distance else ""))
+        form.centre.choices = [choice(0, _("Choose…"))] + [
+            choice(c.id, _name(c) + (" — " + _("%(km)s km", km=f"{distance[c.id]:.0f}") if c.id in distance else ""))
             for c in centres]
         citizen_name = person.name
-    valid_centres = {value for value, _label in form.centre.choices if value}
+    valid_centres = {c.value for c in form.centre.choices if c.value}
     if request.method == "GET":
         flow = _flow()
         form.kind.data = flow.get("kind")

@@ -15,8 +15,11 @@ from babel.messages.pofile import read_po
 from flask import Flask, g, request
 from flask_babel import Babel, format_date, format_datetime
 from hijridate import Gregorian
+from wtforms import SelectChoice
 
 LANGUAGES = ("ar", "en")
+# A choice of language in a form, each named in its own language.
+LANGUAGE_CHOICES = [SelectChoice("ar", "العربية"), SelectChoice("en", "English")]
 COOKIE = "lang"
 TRANSLATIONS = Path(__file__).with_name("translations")
 

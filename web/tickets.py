@@ -12,13 +12,9 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import DateField, MultipleFileField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import SelectChoice as choice
 from wtforms.validators import Optional
 
-try:  # WTForms 3.3 prefers SelectChoice to (value, label) tuples
-    from wtforms.fields.choices import SelectChoice as choice
-except ImportError:  # pragma: no cover
-    def choice(value, label):
-        return (value, label)
 
 from tawasul import attachments, booking, scheduling, tickets
 from tawasul.models import Department, Role, TicketKind, TicketStatus
@@ -134,7 +130,7 @@ def department_name(department: Department | None) -> str:
     return department.name_ar if current_language() == "ar" else department.name_en
 
 
-def department_choices(session, empty_label) -> list[tuple[str, str]]:
+def department_choices(session, empty_label) -> list[choice]:
     return [choice("", empty_label)] + [choice(d.code, department_name(d)) for d in departments(session)]
 
 
