@@ -11,6 +11,7 @@ packages=(
   baresip-core baresip-ffmpeg  # real SIP video phones for tests and demo
   sip-tester             # SIPp, load benchmarks
   wrk                    # HTTP load benchmarks (benchmarks/web.py)
+  nginx                  # the README's HTTPS front for the web, tested (tests/integration/test_https_proxy.py)
   chromium               # browser tests (driven by playwright, never downloaded)
   fonts-noto-core        # Arabic glyphs in Chromium
   openssl ca-certificates

@@ -1,0 +1,85 @@
+"""The web behind the README's nginx server block, for real: HTTPS in front of `tawasul web serve`
+with `web_proxies = 1`, and each client rate limited on its own address."""
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tawasul import demo
+from tawasul.db import Database, upgrade
+from tests.live import free_port, stop, tawasul, wait_for, wait_http
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def _nginx_conf(folder: Path, https_port: int, web_port: int) -> Path:
+    """README's server block, listening on a loopback port, with a throwaway certificate."""
+    block = re.search(r"```nginx\n(.*?)```", README.read_text(encoding="utf-8"), re.S).group(1)
+    assert "proxy_pass http://127.0.0.1:8080;" in block and "/etc/ssl/tawasul/" in block
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=tawasul.example.gov.sa", "-keyout", str(folder / "privkey.pem"),
+                    "-out", str(folder / "fullchain.pem")], check=True, capture_output=True)
+    block = (block.replace("listen 443 ssl;", f"listen 127.0.0.1:{https_port} ssl;")
+             .replace("/etc/ssl/tawasul/", f"{folder}/")
+             .replace("http://127.0.0.1:8080", f"http://127.0.0.1:{web_port}"))
+    temp = " ".join(f"{kind}_temp_path {folder}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    conf = folder / "nginx.conf"
+    conf.write_text(f"daemon off; pid {folder}/nginx.pid; error_log {folder}/error.log;\n"
+                    f"events {{}}\nhttp {{ access_log off; {temp}\n{block}\n}}\n", encoding="utf-8")
+    return conf
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def _track(port: int, client_address: str, forged: str) -> int:
+    """Public tracking of an unknown reference over HTTPS, from this loopback address."""
+    connection = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, source_address=(client_address, 0),
+                                             context=ssl._create_unverified_context())  # a throwaway certificate
+    body = json.dumps({"reference": "C-ZZZZ-ZZZZ-ZZZZ", "identity": "0551234567"})
+    connection.request("POST", "/api/v1/track", body, {"Content-Type": "application/json", "X-Forwarded-For": forged})
+    status = connection.getresponse().status
+    connection.close()
+    return status
+
+
+@pytest.mark.integration
+def test_behind_nginx_each_client_has_its_own_rate_limit(settings, tmp_path):
+    assert Path(NGINX).exists(), "nginx is not installed: run provisioning/install-system.sh"
+    settings.state_dir.mkdir(parents=True)
+    upgrade(settings.db_url)
+    db = Database(settings.db_url)
+    with db.write() as session:
+        demo.seed(session, settings)
+    db.dispose()
+    web_port, https_port = free_port(), free_port()
+    web = tawasul(["web", "serve", "--workers", "1"], {
+        "TAWASUL_STATE_DIR": str(settings.state_dir), "TAWASUL_DEMO": "1", "TAWASUL_WEB_PORT": str(web_port),
+        "TAWASUL_CONFIG": str(tmp_path / "none.toml"), "TAWASUL_WEB_PROXIES": "1",
+        "TAWASUL_PUBLIC_RATE_LIMIT": "3 per minute"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    nginx = subprocess.Popen([NGINX, "-c", str(_nginx_conf(tmp_path, https_port, web_port))],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        wait_http(f"http://127.0.0.1:{web_port}/healthz", web)
+        wait_for(lambda: nginx.poll() is not None or _listening(https_port), 10, "nginx listening")
+        assert nginx.poll() is None, nginx.stderr.read().decode()
+        # Both clients claim the same address; nginx adds the real one, which the app takes.
+        assert [_track(https_port, "127.0.0.2", "203.0.113.5") for _ in range(4)] == [404, 404, 404, 429]
+        assert [_track(https_port, "127.0.0.3", "203.0.113.5") for _ in range(2)] == [404, 404]
+    finally:
+        stop(nginx)
+        stop(web)
