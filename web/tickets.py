@@ -15,7 +15,6 @@ from wtforms import DateField, MultipleFileField, RadioField, SelectField, Strin
 from wtforms import SelectChoice as choice
 from wtforms.validators import Optional
 
-
 from tawasul import attachments, booking, scheduling, tickets
 from tawasul.models import Department, Role, TicketKind, TicketStatus
 from tawasul.validation import InvalidInput

@@ -8,8 +8,8 @@ import re
 import shutil
 import socket
 import ssl
-import urllib.parse
 import subprocess
+import urllib.parse
 from pathlib import Path
 
 import pytest

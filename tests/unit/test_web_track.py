@@ -54,7 +54,10 @@ def test_the_right_pair_shows_status_and_dated_history_and_nothing_else(web_app,
 def test_typing_is_tolerated(web_app, client, monkeypatch, typed_reference, identity):
     # A reference with a 0 in it for the O case (two in three have none; filing until one came
     # would meet the public form's rate limit now and then).
-    with_a_zero = lambda kind: (lambda ref: ref[:2] + "0" + ref[3:])(references.new_reference(kind))  # noqa: E731
+    def with_a_zero(kind):
+        made = references.new_reference(kind)
+        return made[:2] + "0" + made[3:]
+
     monkeypatch.setattr(tickets, "new_reference", with_a_zero)
     reference = file_one(client)
     assert "0" in reference
