@@ -101,9 +101,13 @@ def _text(value: str, field: str, limit: int, required: bool = True) -> str:
 
 def file_ticket(session: Session, *, kind: TicketKind, subject: str, body: str, category: str,
                 national_id: str = "", mobile: str = "", department: Department | None = None,
-                due_date: dt.date | None = None, today: dt.date, actor: str) -> Ticket:
+                due_date: dt.date | None = None, today: dt.date, actor: str,
+                identity_checked: bool = False) -> Ticket:
     """A complaint or suggestion, from the public form or recorded by staff. Validates everything
-    before writing: the ticket starts `received`, routed to `department` or the category's default."""
+    before writing: the ticket starts `received`, routed to `department` or the category's default.
+    It joins a citizen's record only when staff checked who filed it (`identity_checked`): anyone
+    can type someone else's national ID on the public form, so a public filing keeps its own contact
+    details, self-declared, until staff link it (`link_citizen`)."""
     from tawasul import validation
 
     if kind not in PUBLIC_KINDS:
@@ -116,9 +120,7 @@ def file_ticket(session: Session, *, kind: TicketKind, subject: str, body: str, 
     mobile = validation.mobile(mobile) if (mobile or "").strip() else None
     if due_date is not None and due_date < today:
         raise InvalidInput("due_date", "cannot be in the past")
-    citizen = None
-    if national_id:
-        citizen = session.scalars(sa.select(Citizen).where(Citizen.national_id == national_id)).first()
+    citizen = citizen_for(session, national_id) if identity_checked else None
     ticket = open_ticket(session, kind=kind, subject=subject, body=body, category=category,
                          citizen=citizen, actor=actor,
                          due_date=due_date or today + dt.timedelta(days=DUE_DAYS[kind]))
@@ -126,6 +128,30 @@ def file_ticket(session: Session, *, kind: TicketKind, subject: str, body: str, 
     ticket.department = department or default_department(session, category)
     session.flush()
     return ticket
+
+
+def citizen_for(session: Session, national_id: str | None) -> Citizen | None:
+    if not national_id:
+        return None
+    return session.scalars(sa.select(Citizen).where(Citizen.national_id == national_id)).first()
+
+
+def self_declared(ticket: Ticket) -> bool:
+    """Filed with a national ID that nobody has checked yet."""
+    return ticket.citizen_id is None and bool(ticket.contact_national_id)
+
+
+def link_citizen(session: Session, ticket: Ticket, actor: str) -> Citizen:
+    """Staff checked the filer's identity: the ticket joins the record of the citizen with its national ID."""
+    if not self_declared(ticket):
+        raise Conflict("citizen", "this request has no self-declared national ID to check")
+    citizen = citizen_for(session, ticket.contact_national_id)
+    if citizen is None:
+        raise InvalidInput("citizen", "no citizen has this national ID on record")
+    ticket.citizen = citizen
+    session.flush()
+    audit.record(session, actor, "ticket.link_citizen", ticket, citizen=citizen.id)
+    return citizen
 
 
 def route(session: Session, ticket: Ticket, department: Department, actor: str) -> None:

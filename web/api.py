@@ -459,7 +459,8 @@ def file_ticket():
         today = _today(session)
         ticket = tickets.file_ticket(session, kind=kind, subject=subject, body=text, category=category,
                                      national_id=national_id, mobile=mobile, department=department,
-                                     due_date=due_date, today=today, actor=_actor())
+                                     due_date=due_date, today=today, actor=_actor(),
+                                     identity_checked=g.api_caller is not None)
         answer = _ticket_summary(ticket, today)
     response = jsonify(answer)
     response.status_code = 201

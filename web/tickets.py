@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import sqlalchemy as sa
-from flask import (Blueprint, abort, current_app, redirect, render_template, request, send_file,
+from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request, send_file,
                    session as cookie, url_for)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -20,6 +20,7 @@ from tawasul.models import Department, Role, TicketKind, TicketStatus
 from tawasul.validation import InvalidInput
 from web import db_of, limiter, public_limit, settings_of
 from web.auth import roles_required
+from web.forms import ActionForm
 
 bp = Blueprint("tickets", __name__)
 
@@ -163,7 +164,8 @@ def kind_of(value: str) -> TicketKind:
     return kind
 
 
-def file_from(form: TicketForm, actor: str, department_code: str = "", due_date=None):
+def file_from(form: TicketForm, actor: str, department_code: str = "", due_date=None,
+              identity_checked: bool = False):
     """Check the files, then write the ticket, its routing and its files in one transaction.
     Returns the reference; raises InvalidInput with nothing written."""
     uploads = attachments.check_all(uploaded_files(form))
@@ -181,7 +183,8 @@ def file_from(form: TicketForm, actor: str, department_code: str = "", due_date=
             ticket = tickets.file_ticket(
                 session, kind=kind, subject=form.subject.data, body=form.body.data,
                 category=form.category.data or "", national_id=form.national_id.data,
-                mobile=form.mobile.data, department=department, due_date=due_date, today=day, actor=actor)
+                mobile=form.mobile.data, department=department, due_date=due_date, today=day, actor=actor,
+                identity_checked=identity_checked)
             attachments.save(session, ticket, state_dir, uploads, actor, written)
             reference = ticket.reference
     except BaseException:
@@ -234,7 +237,7 @@ def staff_new():
     if form.validate_on_submit():
         try:
             reference = file_from(form, actor=current_user.username, department_code=form.department.data,
-                                  due_date=form.due_date.data)
+                                  due_date=form.due_date.data, identity_checked=True)
         except InvalidInput as error:
             show_error(form, error)
             status = 400
@@ -297,6 +300,7 @@ def _detail(ticket_id: int, form: UpdateForm | None = None, status: int = 200):
                 tickets.Appointment.id == ticket.appointment_id)).first()
         return render_template("tickets/detail.html", ticket=ticket, form=form, history=ticket.history,
                                files=ticket.attachments, citizen=ticket.citizen, department=ticket.department,
+                               self_declared=tickets.self_declared(ticket), link_form=ActionForm(formdata=None),
                                department_name=department_name, appointment_reference=appointment_reference,
                                today=today(), filed=request.args.get("filed") == "1"), status
 
@@ -334,6 +338,23 @@ def update(ticket_id: int):
     except InvalidInput as error:
         show_error(form, error)
         return _detail(ticket_id, form, 400)
+    return redirect(url_for("tickets.detail", ticket_id=ticket_id))
+
+
+@bp.post("/tickets/<int:ticket_id>/link-citizen")
+@roles_required(Role.STAFF)
+def link_citizen(ticket_id: int):
+    """Staff have checked the filer's identity document: the request joins that citizen's record."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        with db_of(current_app).write() as session:
+            ticket = tickets.by_id(session, ticket_id)
+            if ticket is None:
+                abort(404)
+            tickets.link_citizen(session, ticket, actor=current_user.username)
+    except InvalidInput as error:
+        flash(_(error.message), "error")
     return redirect(url_for("tickets.detail", ticket_id=ticket_id))
 
 

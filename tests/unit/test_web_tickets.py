@@ -234,7 +234,7 @@ def test_a_department_moves_a_ticket_through_its_statuses_with_full_history(web_
     assert actions == ["ticket.open", "ticket.move", "ticket.move", "ticket.route", "ticket.note",
                        "ticket.move", "ticket.move"]
     page = staff.get(f"/tickets/{ticket_id}").get_data(as_text=True)
-    assert "مغلق" in page and "تمت مخاطبة البلدية" in page and 'action="/tickets/' not in page
+    assert "مغلق" in page and "تمت مخاطبة البلدية" in page and f'action="/tickets/{ticket_id}/update"' not in page
 
 
 @pytest.mark.parametrize("fields, field, message", [
@@ -369,3 +369,50 @@ def test_no_orphan_attachment_rows(web_app, client):
     with db(web_app).read() as session:
         rows = session.scalars(sa.select(Attachment)).all()
     assert [r.stored_name for r in rows] == [f.name for f in stored_files(web_app)]
+
+
+# --- review finding 3: a public filing cannot write on someone else's record ---
+
+def test_anyone_can_write_on_a_citizens_record_is_closed(web_app, client, login, appointment):
+    """A public complaint that gives a citizen's national ID keeps its own contact details, marked
+    self-declared: it is not theirs in the console's history until staff check the filer's identity."""
+    from web.console import history
+
+    reference = file_one(client)  # the public form, with the national ID of the citizen booked above
+    ticket = ticket_by_reference(web_app, reference)
+    assert ticket.citizen_id is None and ticket.contact_national_id == NATIONAL_ID
+    with db(web_app).read() as session:
+        assert history(session, session.get(Appointment, appointment[0]))[1] == []
+
+    staff = login("staff")
+    page = staff.get(f"/tickets/{ticket.id}").get_data(as_text=True)
+    assert "لم يُتحقق منه" in page and "سالم الجهني" not in page
+    link = f"/tickets/{ticket.id}/link-citizen"
+    assert staff.post(link, data={}).status_code == 400  # no CSRF token
+    assert staff.post(link, data={"csrf_token": csrf_token(staff, f"/tickets/{ticket.id}")}).status_code == 302
+    page = staff.get(f"/tickets/{ticket.id}").get_data(as_text=True)
+    assert "سالم الجهني" in page and "لم يُتحقق منه" not in page
+    with db(web_app).read() as session:
+        assert [t.reference for t in history(session, session.get(Appointment, appointment[0]))[1]] == [reference]
+        assert session.scalars(sa.select(AuditEntry.action).where(
+            AuditEntry.action == "ticket.link_citizen")).all() == ["ticket.link_citizen"]
+
+
+def test_a_public_api_filing_is_self_declared_too(web_app, client, appointment):
+    response = client.post("/api/v1/tickets", json={
+        "kind": "complaint", "category": "roads", "subject": "طريق", "body": "حفرة في الطريق",
+        "national_id": NATIONAL_ID})
+    assert response.status_code == 201, response.get_data(as_text=True)
+    ticket = ticket_by_reference(web_app, response.get_json()["reference"])
+    assert ticket.citizen_id is None and ticket.contact_national_id == NATIONAL_ID
+
+
+def test_staff_filing_joins_the_citizens_record(web_app, login, appointment):
+    staff = login("staff")
+    data = {"csrf_token": csrf_token(staff, "/tickets/new"), "kind": "complaint", "category": "roads",
+            "subject": "حفرة", "body": "حفرة أمام المبنى", "national_id": NATIONAL_ID, "mobile": "",
+            "department": "", "due_date": ""}
+    assert staff.post("/tickets/new", data=data).status_code == 302
+    with db(web_app).read() as session:
+        ticket = session.scalars(sa.select(Ticket)).one()
+        assert ticket.citizen.national_id == NATIONAL_ID
