@@ -2,16 +2,19 @@
 name), a few at most, each small; kept under `<state_dir>/attachments/` with random names."""
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
+import shutil
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from tawasul import audit
-from tawasul.models import Attachment, Ticket
+from tawasul.models import Attachment, Ticket, TicketEvent, utcnow
 from tawasul.validation import InvalidInput
 
 MAX_BYTES = 2 * 1024 * 1024
@@ -87,6 +90,32 @@ def check_all(files: list[tuple[str, bytes]]) -> list[Upload]:
     if len(files) > MAX_FILES:
         raise InvalidInput(FIELD, "3 files at most")
     return [check(name, data) for name, data in files]
+
+
+PUBLIC = "public"  # the actor of filings from the public form and API
+MB = 1024 * 1024
+
+# Bytes of files sent with public filings since a moment (a ticket's first event names who filed it).
+_PUBLIC_BYTES_SINCE = (
+    sa.select(sa.func.coalesce(sa.func.sum(Attachment.size), 0))
+    .join(TicketEvent, sa.and_(TicketEvent.ticket_id == Attachment.ticket_id, TicketEvent.from_status == ""))
+    .where(TicketEvent.actor == PUBLIC, Attachment.created_at >= sa.bindparam("since")))
+
+
+def check_room(session: Session, state_dir: Path, uploads: list[Upload], actor: str, *,
+               public_mb_a_day: int, free_space_floor_mb: int, now: dt.datetime | None = None) -> None:
+    """Refuse files that would leave the disk under its floor, or take public filings past their
+    quota for the last 24 hours: repeated anonymous filings must not fill the disk."""
+    size = sum(len(u.data) for u in uploads)
+    if not size:
+        return
+    free = shutil.disk_usage(state_dir if Path(state_dir).exists() else Path(state_dir).parent).free
+    if free - size < free_space_floor_mb * MB:
+        raise InvalidInput(FIELD, "files cannot be received at the moment: send your request without them")
+    if actor == PUBLIC:
+        since = (now or utcnow()) - dt.timedelta(days=1)
+        if session.scalar(_PUBLIC_BYTES_SINCE, {"since": since}) + size > public_mb_a_day * MB:
+            raise InvalidInput(FIELD, "files cannot be received at the moment: send your request without them")
 
 
 def save(session: Session, ticket: Ticket, state_dir: Path, uploads: list[Upload], actor: str,

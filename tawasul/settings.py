@@ -55,6 +55,10 @@ class Settings:
     load_test: bool = False
     # Public forms and tracking (web and API), per client address and web worker (flask-limiter syntax).
     public_rate_limit: str = "10 per minute"
+    # Files sent with public complaints, all together over the last 24 hours (MB), and the free disk
+    # space always left in the state folder (MB): past either, filings with files are refused.
+    public_attachments_mb_a_day: int = 500
+    free_space_floor_mb: int = 1024
     # Reverse proxies in front of the web (1 for an nginx that terminates HTTPS): the client's address
     # and scheme are then read from the X-Forwarded-For and X-Forwarded-Proto headers that many proxies
     # add. 0: those headers are ignored, since any client could send them.

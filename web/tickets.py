@@ -171,10 +171,13 @@ def file_from(form: TicketForm, actor: str, department_code: str = "", due_date=
     uploads = attachments.check_all(uploaded_files(form))
     kind = kind_of(form.kind.data)
     written = []
-    state_dir = settings_of(current_app).state_dir
+    settings = settings_of(current_app)
     day = today()
     try:
         with db_of(current_app).write() as session:
+            attachments.check_room(session, settings.state_dir, uploads, actor,
+                                   public_mb_a_day=settings.public_attachments_mb_a_day,
+                                   free_space_floor_mb=settings.free_space_floor_mb)
             department = None
             if department_code:
                 department = tickets.department_by_code(session, department_code)
@@ -185,7 +188,7 @@ def file_from(form: TicketForm, actor: str, department_code: str = "", due_date=
                 category=form.category.data or "", national_id=form.national_id.data,
                 mobile=form.mobile.data, department=department, due_date=due_date, today=day, actor=actor,
                 identity_checked=identity_checked)
-            attachments.save(session, ticket, state_dir, uploads, actor, written)
+            attachments.save(session, ticket, settings.state_dir, uploads, actor, written)
             reference = ticket.reference
     except BaseException:
         attachments.discard(written)
@@ -205,7 +208,7 @@ def public_new():
             # A bot: say thank you, write nothing, give no reference.
             return render_template("tickets/public_done.html", reference=None)
         try:
-            reference = file_from(form, actor="public")
+            reference = file_from(form, actor=attachments.PUBLIC)
         except InvalidInput as error:
             show_error(form, error)
             status = 400

@@ -163,6 +163,32 @@ def test_the_whole_upload_can_carry_three_files_of_nearly_2_mb(web_app, client):
     assert len(ticket_by_reference(web_app, reference).attachments) == 3
 
 
+def use_settings(app, **changes):
+    import dataclasses
+    app.extensions["tawasul.settings"] = dataclasses.replace(app.extensions["tawasul.settings"], **changes)
+
+
+def test_public_attachments_have_an_overall_quota_and_a_free_space_floor(web_app, client, login):
+    """Review finding 13: repeated public filings cannot fill the disk."""
+    import shutil
+
+    two_mb = PDF + b"0" * (2 * 1024 * 1024 - len(PDF) - 1)
+    use_settings(web_app, public_attachments_mb_a_day=3)
+    file_one(client, files=[("a.pdf", two_mb)])
+    response = post_public(client, files=[("b.pdf", two_mb)])
+    assert response.status_code == 400 and "لا يمكن استقبال الملفات حالياً" in response.get_data(as_text=True)
+    assert ticket_count(web_app) == 1 and len(stored_files(web_app)) == 1
+    file_one(client)  # without files, still welcome
+    staff = login("staff")
+    assert post_staff(staff, attachments=[(io.BytesIO(two_mb), "c.pdf")]).status_code == 302  # staff: no quota
+    assert len(stored_files(web_app)) == 2
+
+    free_mb = shutil.disk_usage(web_app.extensions["tawasul.settings"].state_dir).free // (1024 * 1024)
+    use_settings(web_app, public_attachments_mb_a_day=500, free_space_floor_mb=free_mb + 10_000)  # the disk is short of the floor
+    assert post_staff(staff, attachments=[(io.BytesIO(PNG), "d.png")]).status_code == 400
+    assert len(stored_files(web_app)) == 2 and ticket_count(web_app) == 3
+
+
 # --- staff ---
 
 def post_staff(client, **fields):
