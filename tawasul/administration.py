@@ -159,6 +159,12 @@ def set_device_enabled(session: Session, actor: str, device: Device, enabled: bo
     audit.record(session, actor, "admin.device.enable" if enabled else "admin.device.disable", device)
 
 
+def roll_provisioning_token(session: Session, actor: str, device: Device) -> None:
+    """A new provisioning token for this device: the old one stops working at once."""
+    device.token_version += 1
+    audit.record(session, actor, "admin.device.roll_token", device, version=device.token_version)
+
+
 def _minutes(t: dt.time) -> int:
     return t.hour * 60 + t.minute
 

@@ -130,6 +130,7 @@ class Device(Base):
     sip_user: Mapped[str] = mapped_column(sa.String(40), unique=True)
     secret_encrypted: Mapped[str] = mapped_column(sa.String(300))  # Fernet token, see tawasul.secrets
     enabled: Mapped[bool] = mapped_column(default=True)
+    token_version: Mapped[int] = mapped_column(default=1, server_default="1")  # part of its provisioning token
     centre: Mapped[Centre | None] = relationship(back_populates="devices")
 
 

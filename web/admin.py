@@ -274,14 +274,38 @@ def devices():
             form.centre_id.choices = [choice(0, "—")]
     elif form.is_submitted():
         status = 400
-    with db.read() as session:
+    return _devices_page(form, status, created=created)
+
+
+def _devices_page(form, status: int, created: dict | None = None, rolled: dict | None = None):
+    with db_of(current_app).read() as session:
         rows = session.scalars(sa.select(Device).options(selectinload(Device.centre)).order_by(Device.sip_user)).all()
         listing = [dict(id=d.id, sip_user=d.sip_user, kind=d.kind.value, centre=d.centre.code if d.centre else "",
-                        label=d.label, vendor=d.vendor, mac=d.mac or "", enabled=d.enabled) for d in rows]
-        if created:
+                        label=d.label, vendor=d.vendor, mac=d.mac or "", enabled=d.enabled,
+                        by_mac=bool(d.mac) and d.vendor in PROVISIONED_BY_MAC) for d in rows]
+        if created or rolled:
             form.centre_id.choices = _centre_choices(session)
-    return render_template("admin/devices.html", form=form, rows=listing, created=created,
+    return render_template("admin/devices.html", form=form, rows=listing, created=created, rolled=rolled,
                            action_form=ActionForm()), status
+
+
+@bp.post("/devices/<int:device_id>/token")
+@roles_required(*IT)
+def device_token(device_id):
+    """A new provisioning token for one phone (a lost or leaked one): the old token stops working."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    with db_of(current_app).write() as session:
+        device = session.get(Device, device_id)
+        if device is None:
+            abort(404)
+        administration.roll_provisioning_token(session, _actor(), device)
+        session.flush()
+        rolled = _profile_info(settings_of(current_app), device)
+    return _devices_page(DeviceForm(formdata=None), 200, rolled=rolled)
+
+
+PROVISIONED_BY_MAC = ("yealink", "grandstream")  # phones that fetch their profile from /provisioning/
 
 
 def _profile_info(settings, device: Device) -> dict:
@@ -293,7 +317,7 @@ def _profile_info(settings, device: Device) -> dict:
             "export": f"tawasul phones export {device.sip_user} --format {device.vendor}",
             "token_command": f"tawasul phones token {device.sip_user}"}
     mac = phones.normalize_mac(device.mac)
-    if mac and device.vendor in ("yealink", "grandstream"):
+    if mac and device.vendor in PROVISIONED_BY_MAC:
         info["token"] = phones.provisioning_token(phones.token_secret(settings), device)
         info["file"] = phones.vendor_filename(device.vendor, mac)
         info["url"] = url_for("provisioning.profile", filename=info["file"], _external=True)

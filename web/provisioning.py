@@ -5,11 +5,12 @@
     GET /provisioning/ca.crt           the deployment CA (public), for the phones' trust store
 
 A profile holds the device's SIP password, so every profile request needs the device's
-token, either as HTTP Basic (any user name, the token as password: what phones are set up
-with, e.g. `https://<mac>:<token>@host/provisioning/`) or as `?token=`. The token is derived,
-not stored: HMAC-SHA256 of the device id and MAC under a key derived from the app's secret key
-(`provisioning.phones.provisioning_token`; `tawasul phones token DEVICE` prints it and the URL).
-Nothing to store or leak from the database; rotating the secret key revokes every token.
+token as HTTP Basic (any user name, the token as password: what phones are set up with, e.g.
+`https://<mac>:<token>@host/provisioning/`). Never in the query string, which proxies log. The
+token is derived, not stored: HMAC-SHA256 of the device id, MAC and token version under a key
+derived from the app's secret key (`provisioning.phones.provisioning_token`; `tawasul phones
+token DEVICE` prints it and the URL). IT rolls one device's token (`--roll`, or the devices
+page); rotating the secret key revokes every token.
 
 To a prober, an unknown MAC, a disabled device, a device of another vendor and a wrong token
 look the same: the same status (404; a 403 would tell which MACs exist), body and headers.
@@ -55,9 +56,7 @@ def _refused() -> Response:
 
 def _given_token() -> str:
     auth = request.authorization
-    if auth is not None and auth.password:
-        return auth.password
-    return request.args.get("token", "")
+    return auth.password if auth is not None and auth.password else ""
 
 
 def _client() -> str:
@@ -113,4 +112,4 @@ class _Unknown:
     """Stands in for a device when none matches (same work, never a match)."""
 
     def __init__(self, mac: str):
-        self.id, self.mac = 0, mac
+        self.id, self.mac, self.token_version = 0, mac, 1

@@ -105,10 +105,11 @@ def token_secret(settings: Settings) -> str:
 
 
 def provisioning_token(secret_key: str, device: Device) -> str:
-    """The device's provisioning token: HMAC-SHA256 of its id and MAC under a key derived from
-    the app's secret key. Nothing is stored; a new secret key (or a new MAC) revokes it."""
+    """The device's provisioning token: HMAC-SHA256 of its id, MAC and token version under a key
+    derived from the app's secret key. Nothing secret is stored; rolling the device's token version
+    (IT) revokes it alone, a new MAC or a new secret key revokes it too."""
     subkey = hmac.new(secret_key.encode(), b"tawasul/phone-provisioning-token/v1", hashlib.sha256).digest()
-    message = f"{device.id}:{normalize_mac(device.mac) or ''}".encode()
+    message = f"{device.id}:{normalize_mac(device.mac) or ''}:{device.token_version or 1}".encode()
     return hmac.new(subkey, message, hashlib.sha256).hexdigest()[:32]
 
 

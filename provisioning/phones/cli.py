@@ -1,11 +1,13 @@
 """`tawasul phones export DEVICE --format baresip|yealink|grandstream --out DIR`."""
 from __future__ import annotations
 
+import getpass
 from pathlib import Path
 
 import click
 
 from provisioning import phones as phone_profiles
+from tawasul import administration
 from tawasul.clitools import guarded
 from tawasul.db import Database
 from tawasul.vault import Vault
@@ -47,15 +49,18 @@ def export_command(settings, device, fmt, out_dir, auto_answer, dump_audio):
 @click.argument("device")
 @click.option("--base-url", default="https://<web host>/provisioning/", show_default=True,
               help="Where the phones reach the web app (HTTPS, set up by the deployment).")
+@click.option("--roll", is_flag=True, help="Make a new token first: the phone's old one stops working.")
 @click.pass_obj
 @guarded
-def token_command(settings, device, base_url):
+def token_command(settings, device, base_url, roll):
     """Print DEVICE's provisioning token and the URL to set on the phone (keep it private)."""
     settings.require_production_secret()
     db = Database(settings.db_url)
     try:
-        with db.read() as session:
+        with (db.write() if roll else db.read()) as session:
             found = phone_profiles.find_device(session, device)
+            if roll:
+                administration.roll_provisioning_token(session, f"cli:{getpass.getuser()}", found)
             token = phone_profiles.provisioning_token(phone_profiles.token_secret(settings), found)
             mac = phone_profiles.normalize_mac(found.mac)
     finally:

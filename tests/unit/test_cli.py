@@ -90,3 +90,11 @@ def test_the_console_script_is_installed_and_answers():
     assert result.stderr == ""  # every room's commands loaded
     for room in ("agi", "web", "asterisk", "up"):
         assert f"\n  {room} " in result.stdout
+
+
+def test_phones_token_roll_gives_a_new_token(cli):
+    first = cli("--demo", "phones", "token", "centre-bdr-1")
+    rolled = cli("--demo", "phones", "token", "centre-bdr-1", "--roll")
+    again = cli("--demo", "phones", "token", "centre-bdr-1")
+    token = lambda result: result.output.split("token: ")[1].split()[0]  # noqa: E731
+    assert rolled.exit_code == 0 and token(rolled) != token(first) and token(again) == token(rolled)

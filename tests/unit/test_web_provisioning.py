@@ -47,8 +47,7 @@ def basic(token, user="phone"):
 
 def test_yealink_with_the_right_token(app, client):
     mac, token, secret = device_facts(app, YEALINK_USER)
-    for response in (client.get(f"/provisioning/{mac}.cfg", headers=basic(token, mac)),
-                     client.get(f"/provisioning/{mac}.cfg?token={token}")):
+    for response in (client.get(f"/provisioning/{mac}.cfg", headers=basic(token, mac)),):
         assert response.status_code == 200
         assert response.headers["Cache-Control"] == "no-store"
         text = response.get_data(as_text=True)
@@ -105,8 +104,8 @@ def test_rate_limit_per_client_ip(app, client):
 def test_secrets_never_reach_the_log(app, client, caplog):
     mac, token, secret = device_facts(app, YEALINK_USER)
     with caplog.at_level(logging.DEBUG):
-        assert client.get(f"/provisioning/{mac}.cfg?token={token}").status_code == 200
-        client.get(f"/provisioning/{mac}.cfg?token=wrong-{token}")
+        assert client.get(f"/provisioning/{mac}.cfg", headers=basic(token)).status_code == 200
+        client.get(f"/provisioning/{mac}.cfg", headers=basic(f"wrong-{token}"))
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "provisioning: served" in logged and "refused" in logged
     assert token not in logged and secret not in logged
@@ -119,3 +118,33 @@ def test_ca_certificate_is_public(app, client, settings):
     ca = write_test_ca(settings.state_dir)
     response = client.get("/provisioning/ca.crt")
     assert response.status_code == 200 and response.data == ca.read_bytes()
+
+
+def test_phone_provisioning_takes_the_token_by_basic_auth_only(app, client):
+    """Review finding 11: a token in the query string ends up in the proxy's logs."""
+    mac, token, _ = device_facts(app, YEALINK_USER)
+    assert client.get(f"/provisioning/{mac}.cfg?token={token}").status_code == 404
+    assert client.get(f"/provisioning/{mac}.cfg", headers=basic(token)).status_code == 200
+
+
+def test_it_rolls_one_phones_token_and_only_that_one_stops_working(app, client):
+    """Review finding 11: a leaked token is revoked one device at a time, by IT, from the devices page."""
+    from tests.conftest import csrf_token
+    from tests.unit.test_web_auth import post_login
+
+    mac, token, _ = device_facts(app, YEALINK_USER)
+    other_mac, other_token, _ = device_facts(app, GRANDSTREAM_USER)
+    it = app.test_client()
+    with app.extensions["tawasul.db"].write() as session:
+        from tawasul import users
+        from tawasul.models import Role
+        _user, password = users.create_user(session, "it_roll", Role.IT_ADMIN)
+        device_id = phones.find_device(session, YEALINK_USER).id
+    assert post_login(it, "it_roll", password).status_code == 302
+    page = it.post(f"/admin/devices/{device_id}/token", data={"csrf_token": csrf_token(it, "/admin/devices")})
+    assert page.status_code == 200
+    _mac, new_token, _ = device_facts(app, YEALINK_USER)
+    assert new_token != token and new_token in page.get_data(as_text=True)
+    assert client.get(f"/provisioning/{mac}.cfg", headers=basic(token)).status_code == 404
+    assert client.get(f"/provisioning/{mac}.cfg", headers=basic(new_token)).status_code == 200
+    assert client.get(f"/provisioning/cfg{other_mac}.xml", headers=basic(other_token)).status_code == 200
