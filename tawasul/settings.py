@@ -13,6 +13,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 DEFAULT_SECRET_KEY = "insecure-demo-secret-key"
+# 32 random bytes as text: 43 URL-safe base64 characters, 64 hex digits (16 symbols).
+MIN_SECRET_KEY_LENGTH = 43
+MIN_SECRET_KEY_SYMBOLS = 16
 
 
 class SettingsError(Exception):
@@ -76,12 +79,18 @@ class Settings:
         return self.state_dir.joinpath(*parts)
 
     def require_production_secret(self) -> None:
-        """Outside demo mode, refuse to run with the well-known default secret key."""
-        if not self.demo and self.secret_key == DEFAULT_SECRET_KEY:
+        """Outside demo mode, refuse the well-known default secret key, and any key too short or too
+        plain to be 32 random bytes: it signs every session cookie and keys the phones' tokens."""
+        if self.demo:
+            return
+        if self.secret_key == DEFAULT_SECRET_KEY:
             raise SettingsError(
                 "refusing to start: set TAWASUL_SECRET_KEY (or secret_key in the settings file); "
-                "the default key is only allowed in demo mode"
-            )
+                "the default key is only allowed in demo mode")
+        if len(self.secret_key) < MIN_SECRET_KEY_LENGTH or len(set(self.secret_key)) < MIN_SECRET_KEY_SYMBOLS:
+            raise SettingsError(
+                f"refusing to start: the secret key (TAWASUL_SECRET_KEY) must be at least {MIN_SECRET_KEY_LENGTH} "
+                "random characters; make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")
 
 
 def as_environ(settings: Settings) -> dict[str, str]:

@@ -1,3 +1,4 @@
+import secrets
 from pathlib import Path
 
 import pytest
@@ -38,9 +39,18 @@ def test_production_refuses_the_default_secret_key():
     with pytest.raises(SettingsError, match="TAWASUL_SECRET_KEY"):
         load(environ={}).require_production_secret()
     load(environ={"TAWASUL_DEMO": "1"}).require_production_secret()
-    settings = load(environ={"TAWASUL_SECRET_KEY": "x" * 40})
+    settings = load(environ={"TAWASUL_SECRET_KEY": secrets.token_urlsafe(32)})
     assert settings.secret_key != DEFAULT_SECRET_KEY
     settings.require_production_secret()
+    load(environ={"TAWASUL_SECRET_KEY": secrets.token_hex(32)}).require_production_secret()
+
+
+@pytest.mark.parametrize("key", ["x" * 64, "changeme", "correct-horse-battery-staple", "0123456789abcdef" * 2])
+def test_any_secret_key_is_accepted_outside_demo_mode_is_closed(key):
+    """Review finding 9: a short or plain key is refused outside demo mode, with how to make a good one."""
+    with pytest.raises(SettingsError, match="token_urlsafe"):
+        load(environ={"TAWASUL_SECRET_KEY": key}).require_production_secret()
+    load(environ={"TAWASUL_SECRET_KEY": key, "TAWASUL_DEMO": "1"}).require_production_secret()
 
 
 def test_generated_secrets_are_private_and_stable(tmp_path):
