@@ -58,6 +58,11 @@ class Settings:
     load_test: bool = False
     # Public forms and tracking (web and API), per client address and web worker (flask-limiter syntax).
     public_rate_limit: str = "10 per minute"
+    # Public tracking of one reference number, from any address (web and API together).
+    tracking_reference_limit: str = "20 per hour"
+    # Where the web workers keep their rate-limit counters: empty for an SQLite file in the state
+    # folder (one host); a database URL (e.g. the PostgreSQL one) when several web hosts share limits.
+    rate_limits_url: str = ""
     # Files sent with public complaints, all together over the last 24 hours (MB), and the free disk
     # space always left in the state folder (MB): past either, filings with files are refused.
     public_attachments_mb_a_day: int = 500

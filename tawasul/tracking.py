@@ -67,8 +67,13 @@ def _matches(typed: tuple[str | None, str | None], national_ids: list[str | None
 
 
 # Built once: public tracking runs these for every request.
-_APPOINTMENT = sa.select(Appointment).where(Appointment.reference == sa.bindparam("reference"))
-_TICKET = sa.select(Ticket).where(Ticket.reference == sa.bindparam("reference"))
+_APPOINTMENT_IDENTITY = sa.select(Appointment.id, Citizen.national_id, Citizen.mobile).join(
+    Citizen, Appointment.citizen_id == Citizen.id).where(Appointment.reference == sa.bindparam("reference"))
+_TICKET_IDENTITY = sa.select(Ticket.id, Ticket.contact_national_id, Ticket.contact_mobile, Citizen.national_id,
+                             Citizen.mobile).outerjoin(Citizen, Ticket.citizen_id == Citizen.id).where(
+    Ticket.reference == sa.bindparam("reference"))
+# Compared against when a reference is unknown; no national ID starts with 0, no mobile is +0.
+_NOBODY = (["0000000000", "0000000000"], ["+0", "+0"])
 _STEPS = sa.select(AuditEntry.action, AuditEntry.at).where(
     AuditEntry.entity == "appointment", AuditEntry.entity_id == sa.bindparam("entity_id"),
     AuditEntry.action.in_(APPOINTMENT_STEPS)).order_by(AuditEntry.at, AuditEntry.id)
@@ -77,25 +82,24 @@ _FOLLOW_UPS = sa.select(Ticket.reference, Ticket.status).where(
 
 
 def lookup(session: Session, reference: str, identity: str) -> Tracked | None:
+    """One statement reads the reference's identity, found or not, and the typed identity is
+    compared either way: a real reference with a wrong identity costs what an unknown one costs."""
     reference = normalise(reference)
     typed = _identity(identity)
     if not reference or typed == (None, None):
         return None
     if reference.startswith("A-"):
-        appointment = session.scalars(_APPOINTMENT, {"reference": reference}).first()
-        if appointment is None:
+        row = session.execute(_APPOINTMENT_IDENTITY, {"reference": reference}).first()
+        national_ids, mobiles = ([row.national_id], [row.mobile]) if row else _NOBODY
+        if not _matches(typed, national_ids, mobiles) or row is None:
             return None
-        citizen = appointment.citizen
-        if not _matches(typed, [citizen.national_id], [citizen.mobile]):
-            return None
-        return _appointment(session, appointment)
-    ticket = session.scalars(_TICKET, {"reference": reference}).first()
-    if ticket is None:
+        return _appointment(session, session.get(Appointment, row.id))
+    row = session.execute(_TICKET_IDENTITY, {"reference": reference}).first()
+    national_ids, mobiles = ([row.contact_national_id, row.national_id], [row.contact_mobile, row.mobile]) if row \
+        else _NOBODY
+    if not _matches(typed, national_ids, mobiles) or row is None:
         return None
-    citizen: Citizen | None = ticket.citizen
-    if not _matches(typed, [ticket.contact_national_id, citizen.national_id if citizen else None],
-                    [ticket.contact_mobile, citizen.mobile if citizen else None]):
-        return None
+    ticket = session.get(Ticket, row.id)
     return Tracked(reference=ticket.reference, kind=ticket.kind.value, status=ticket.status.value,
                    created_at=ticket.created_at,
                    steps=[Step(e.to_status, e.at) for e in ticket.history

@@ -5,15 +5,14 @@ import os
 
 from flask import Flask, current_app, render_template
 from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 
 from tawasul import settings as settings_module
 from tawasul.db import Database
 
-# Per-process counters: with N gunicorn workers a client gets up to N times the limit; a shared
-# store (RATELIMIT_STORAGE_URI, e.g. memcached://) makes it exact.
-limiter = Limiter(key_func=get_remote_address, default_limits=[], storage_uri="memory://")
+from web import ratelimits  # noqa: E402  (registers the shared counters' storage with `limits`)
+
+limiter = Limiter(key_func=ratelimits.client_key, default_limits=[])
 csrf = CSRFProtect()
 
 CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
@@ -35,6 +34,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         REMEMBER_COOKIE_SECURE=not settings.demo,
         MAX_CONTENT_LENGTH=7 * 1024 * 1024,  # three 2 MB attachments and the form around them
         WTF_CSRF_TIME_LIMIT=8 * 3600,
+        RATELIMIT_STORAGE_URI=f"{ratelimits.SCHEME}://",  # counters shared by every worker
+        RATELIMIT_STORAGE_OPTIONS={"url": ratelimits.storage_url(settings)},
     )
     app.config.update(test_config or {})
     if settings.web_proxies:  # the client's own address for rate limits and logs, https for cookies
@@ -94,6 +95,11 @@ def create_app(test_config: dict | None = None) -> Flask:
 def public_limit() -> str:
     """The rate limit of the public complaint form and of public tracking (setting public_rate_limit)."""
     return settings_of(current_app).public_rate_limit
+
+
+def reference_limit() -> str:
+    """Public tracking's limit on one reference number, whoever asks (setting tracking_reference_limit)."""
+    return settings_of(current_app).tracking_reference_limit
 
 
 def settings_of(app: Flask) -> settings_module.Settings:

@@ -41,7 +41,8 @@ from tawasul.models import (
 )
 from tawasul.references import normalise
 from tawasul.validation import Conflict, InvalidInput
-from web import csrf, db_of, limiter, public_limit
+from web import csrf, db_of, limiter, public_limit, reference_limit
+from web.ratelimits import reference_key
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
@@ -525,6 +526,7 @@ NOT_FOUND = "nothing matches this reference and identity"
 
 @bp.post("/track")
 @limiter.limit(public_limit)
+@limiter.shared_limit(reference_limit, scope="tracking-reference", key_func=reference_key)
 def track():
     """Public tracking by reference and national ID (or mobile). A wrong pair and an unknown
     reference get the very same answer."""

@@ -9,7 +9,8 @@ from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
 from tawasul import tracking
-from web import db_of, limiter, public_limit
+from web import db_of, limiter, public_limit, reference_limit
+from web.ratelimits import reference_key
 
 bp = Blueprint("track", __name__, url_prefix="/track")
 
@@ -22,6 +23,7 @@ class TrackForm(FlaskForm):
 
 @bp.route("/", methods=["GET", "POST"])
 @limiter.limit(public_limit, methods=["POST"])
+@limiter.shared_limit(reference_limit, scope="tracking-reference", key_func=reference_key, methods=["POST"])
 def index():
     form = TrackForm()
     if form.validate_on_submit():
