@@ -2,6 +2,11 @@
 
 Each service is a real child process. Ctrl-C or SIGTERM stops them in reverse order; each child
 also dies with this process (PR_SET_PDEATHSIG) if it is killed outright, so nothing is left behind.
+
+Started as root, no child runs as root: Asterisk as `asterisk`, the Python services as `tawasul`
+(provisioning/privilege.py), with umask 077. This process alone stays root, and does nothing but
+wait: it starts Asterisk in its own mount namespace and root filesystem (root only), and stops it
+with SIGTERM, which only root (or Asterisk's own user) may send. Under systemd it is not used.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from pathlib import Path
 
 import click
 
-from provisioning import certs, phones, prompts
+from provisioning import certs, phones, privilege, prompts
 from provisioning import runtime as asterisk_runtime
 from provisioning.apply import load as load_rows
 from provisioning.render import RenderError
@@ -35,13 +40,22 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 
 
 class Service:
-    def __init__(self, name: str, args: list[str], env: dict, log: Path):
+    def __init__(self, name: str, args: list[str], env: dict, log: Path,
+                 account: privilege.Account | None = None, cwd: Path | None = None):
+        """`account`: run as that user (None: as this process, e.g. the Asterisk helper, which drops root itself)."""
         self.name, self.log = name, log
         log.parent.mkdir(parents=True, exist_ok=True)
+        run_as = {}
+        if account is not None:
+            run_as = {**account.popen_kwargs(), "umask": 0o077, "cwd": cwd}
+            env = {**env, "HOME": str(cwd), "USER": account.name, "LOGNAME": account.name}
         with open(log, "ab") as out:
+            owner = privilege.service_account()  # logs are the service user's, Asterisk's too
+            if owner is not None:
+                os.fchown(out.fileno(), owner.uid, owner.gid)
             self.process = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                             stderr=subprocess.STDOUT, start_new_session=True,
-                                            preexec_fn=_die_with_parent)
+                                            preexec_fn=_die_with_parent, **run_as)
 
     def running(self) -> bool:
         return self.process.poll() is None
@@ -126,11 +140,28 @@ def prepare(settings: Settings):
     return runtime, rows
 
 
+def _accounts(settings: Settings) -> dict[str, privilege.Account | None]:
+    """Who each Python service runs as (all None unless started as root). The web (configuration
+    diff and apply) and the call watcher (recorded messages) read Asterisk's files: group asterisk."""
+    plain, reader = privilege.service_account(), privilege.service_account(with_asterisk_group=True)
+    if plain is not None:
+        try:
+            privilege.check_reachable(reader, Path(sys.executable), Path(privilege.__file__), settings.state_dir)
+        except privilege.PrivilegeError as exc:
+            raise click.ClickException(str(exc)) from None
+    return {"agi": plain, "watch": reader, "web": reader, "other": plain}
+
+
 def up(settings: Settings) -> int:
     settings.require_production_secret()
     started = time.monotonic()
+    privilege.secure_state(settings.state_dir)  # before anything is written in it
+    accounts = _accounts(settings)
     runtime, _rows = prepare(settings)
     logs = settings.path("log")
+    privilege.secure_state(settings.state_dir)  # what prepare() wrote, as root: the service user's
+    os.umask(0o077)
+    home = settings.state_dir.resolve()
     env = {**os.environ, **as_environ(settings)}
     tawasul = [sys.executable, "-m", "tawasul"]
 
@@ -143,10 +174,11 @@ def up(settings: Settings) -> int:
         asterisk = Service("Asterisk", runtime.popen_args(), env, logs / "asterisk.log")
         services.append(asterisk)
         runtime.wait_booted(asterisk.process)
-        agi = Service("FastAGI server", [*tawasul, "agi", "serve"], env, logs / "agi.log")
+        agi = Service("FastAGI server", [*tawasul, "agi", "serve"], env, logs / "agi.log", accounts["agi"], home)
         services.append(agi)
-        services.append(Service("call watcher", [*tawasul, "call", "watch"], env, logs / "calls.log"))
-        web = Service("web app", [*tawasul, "web", "serve"], env, logs / "web.log")
+        services.append(Service("call watcher", [*tawasul, "call", "watch"], env, logs / "calls.log",
+                                accounts["watch"], home))
+        web = Service("web app", [*tawasul, "web", "serve"], env, logs / "web.log", accounts["web"], home)
         services.append(web)
         _wait_until(lambda: _port_open(settings.agi_host, settings.agi_port), agi, "FastAGI server")
         web_url = f"http://{settings.web_host}:{settings.web_port}"
