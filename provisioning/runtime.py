@@ -469,6 +469,10 @@ class Runtime:
             owner = asterisk if name in ASTERISK_WRITES else service
             privilege.secure_tree(self.host_dir / name, owner, gid, dir_mode=0o2750, file_mask=0o740)
         os.chmod(self.message_dir, 0o2770)  # the call watcher deletes the messages it has filed
+        for path in self.host_dir.iterdir():  # stamps such as the music's
+            if path.is_file() and not path.is_symlink():
+                os.lchown(path, service.uid, gid)
+                os.chmod(path, path.stat().st_mode & 0o740)
 
     @property
     def ami_secret(self) -> str:
