@@ -65,8 +65,9 @@ def test_systemd_analyze_refuses_a_broken_unit(tmp_path):
 
 
 def test_install_into_root_needs_root_or_a_prefix(service_tmp):
+    (service_tmp / "var").mkdir(mode=0o777)
     result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
                              "import sys; from tawasul.cli import main; sys.exit(main())",
-                             "--state-dir", str(service_tmp), "service", "install"],
+                             "--state-dir", str(service_tmp / "var"), "service", "install"],
                             capture_output=True, text=True, timeout=60, cwd="/")
     assert result.returncode == 2 and "needs root" in result.stderr, result.stderr
