@@ -40,15 +40,19 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 
 
 class Service:
-    def __init__(self, name: str, args: list[str], env: dict, log: Path,
-                 account: privilege.Account | None = None, cwd: Path | None = None):
-        """`account`: run as that user (None: as this process, e.g. the Asterisk helper, which drops root itself)."""
+    def __init__(self, name: str, args: list[str], env: dict, log: Path, drop_root: bool = True,
+                 asterisk_group: bool = False):
+        """Started as root, the child runs as the service user (`asterisk_group`: also in group
+        asterisk, to read Asterisk's files), in the state folder, with umask 077. `drop_root=False`
+        only for the Asterisk helper, which enters Asterisk's root filesystem, then drops root itself."""
         self.name, self.log = name, log
         log.parent.mkdir(parents=True, exist_ok=True)
         run_as = {}
+        account = privilege.service_account(asterisk_group) if drop_root else None
         if account is not None:
-            run_as = {**account.popen_kwargs(), "umask": 0o077, "cwd": cwd}
-            env = {**env, "HOME": str(cwd), "USER": account.name, "LOGNAME": account.name}
+            home = env["TAWASUL_STATE_DIR"]
+            run_as = {**account.popen_kwargs(), "umask": 0o077, "cwd": home}
+            env = {**env, "HOME": home, "USER": account.name, "LOGNAME": account.name}
         with open(log, "ab") as out:
             owner = privilege.service_account()  # logs are the service user's, Asterisk's too
             if owner is not None:
@@ -140,28 +144,27 @@ def prepare(settings: Settings):
     return runtime, rows
 
 
-def _accounts(settings: Settings) -> dict[str, privilege.Account | None]:
-    """Who each Python service runs as (all None unless started as root). The web (configuration
-    diff and apply) and the call watcher (recorded messages) read Asterisk's files: group asterisk."""
-    plain, reader = privilege.service_account(), privilege.service_account(with_asterisk_group=True)
-    if plain is not None:
+def _check_reachable(settings: Settings) -> None:
+    """Started as root: refuse at once if the service user cannot run this Python or reach the code
+    or the state folder (a clone under /root, pyenv's Python, pytest's 0700 temporary folder)."""
+    account = privilege.service_account(with_asterisk_group=True)
+    if account is not None:
         try:
-            privilege.check_reachable(reader, Path(sys.executable), Path(privilege.__file__), settings.state_dir)
+            privilege.check_reachable(account, Path(sys.executable), Path(sys.prefix) / "pyvenv.cfg",
+                                      Path(privilege.__file__), settings.state_dir)
         except privilege.PrivilegeError as exc:
             raise click.ClickException(str(exc)) from None
-    return {"agi": plain, "watch": reader, "web": reader, "other": plain}
 
 
 def up(settings: Settings) -> int:
     settings.require_production_secret()
     started = time.monotonic()
+    _check_reachable(settings)
     privilege.secure_state(settings.state_dir)  # before anything is written in it
-    accounts = _accounts(settings)
     runtime, _rows = prepare(settings)
     logs = settings.path("log")
     privilege.secure_state(settings.state_dir)  # what prepare() wrote, as root: the service user's
     os.umask(0o077)
-    home = settings.state_dir.resolve()
     env = {**os.environ, **as_environ(settings)}
     tawasul = [sys.executable, "-m", "tawasul"]
 
@@ -171,14 +174,15 @@ def up(settings: Settings) -> int:
 
     services: list[Service] = []
     try:
-        asterisk = Service("Asterisk", runtime.popen_args(), env, logs / "asterisk.log")
+        asterisk = Service("Asterisk", runtime.popen_args(), env, logs / "asterisk.log", drop_root=False)
         services.append(asterisk)
         runtime.wait_booted(asterisk.process)
-        agi = Service("FastAGI server", [*tawasul, "agi", "serve"], env, logs / "agi.log", accounts["agi"], home)
+        agi = Service("FastAGI server", [*tawasul, "agi", "serve"], env, logs / "agi.log")
         services.append(agi)
+        # The call watcher files (and deletes) recorded messages; the web diffs and applies Asterisk's configuration.
         services.append(Service("call watcher", [*tawasul, "call", "watch"], env, logs / "calls.log",
-                                accounts["watch"], home))
-        web = Service("web app", [*tawasul, "web", "serve"], env, logs / "web.log", accounts["web"], home)
+                                asterisk_group=True))
+        web = Service("web app", [*tawasul, "web", "serve"], env, logs / "web.log", asterisk_group=True)
         services.append(web)
         _wait_until(lambda: _port_open(settings.agi_host, settings.agi_port), agi, "FastAGI server")
         web_url = f"http://{settings.web_host}:{settings.web_port}"
