@@ -134,8 +134,12 @@ def secure_state(state_dir: Path) -> None:
     """Make the state folder private to the service user: 0700, nothing for the group or others,
     owned by `tawasul` when run as root (fixes an older, world-readable var/)."""
     state_dir = Path(state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    secure_tree(state_dir, service_account())
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        secure_tree(state_dir, service_account())
+    except PermissionError as exc:
+        raise PrivilegeError(f"cannot make the state folder private: {exc.filename} belongs to another user "
+                             f"(run as root, or as the user who owns {state_dir})") from None
 
 
 def check_reachable(account: Account, *paths: Path) -> None:

@@ -156,14 +156,21 @@ def _check_reachable(settings: Settings) -> None:
             raise click.ClickException(str(exc)) from None
 
 
+def _secure_state(settings: Settings) -> None:
+    try:
+        privilege.secure_state(settings.state_dir)
+    except privilege.PrivilegeError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def up(settings: Settings) -> int:
     settings.require_production_secret()
     started = time.monotonic()
     _check_reachable(settings)
-    privilege.secure_state(settings.state_dir)  # before anything is written in it
+    _secure_state(settings)  # before anything is written in it
     runtime, _rows = prepare(settings)
     logs = settings.path("log")
-    privilege.secure_state(settings.state_dir)  # what prepare() wrote, as root: the service user's
+    _secure_state(settings)  # what prepare() wrote, as root: the service user's
     os.umask(0o077)
     env = {**os.environ, **as_environ(settings)}
     tawasul = [sys.executable, "-m", "tawasul"]
