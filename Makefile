@@ -2,7 +2,8 @@
 VENV  := .venv
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-PYTHON ?= python3
+# Debian's Python, not one under /root: the service users must be able to run the venv.
+PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
 
 .PHONY: run test bench install system clean
 

@@ -31,7 +31,7 @@ CA_CERT_NAME = "ca.crt"
 CA_KEY_NAME = "ca.key"
 CA_DAYS = 3650
 SERVER_DAYS = 825  # the longest validity phones and browsers still accept for a server certificate
-PUBLIC_MODE = 0o644
+PUBLIC_MODE = 0o600  # not secret, but nothing in the state folder is open to others
 
 
 def certs_dir(settings) -> Path:

@@ -15,6 +15,7 @@ packages=(
   chromium               # browser tests (driven by playwright, never downloaded)
   fonts-noto-core        # Arabic glyphs in Chromium
   openssl ca-certificates
+  systemd logrotate       # `systemd-analyze verify` and `logrotate -d` on the rendered units (tests/integration/test_service_units.py)
 )
 
 missing=()

@@ -10,6 +10,11 @@ filesystem (or `<asterisk_cache>/instances/<id>` with a host Asterisk), where `<
 short hash of the absolute state folder. `<state_dir>/asterisk` is a symlink to it.
 So a `make run` instance and a test instance run side by side (on different ports).
 
+Started as root, Asterisk runs as the `asterisk` system user (`-U asterisk -G asterisk`; the
+helper drops to it before exec, so the death signal below survives), and the root filesystem's
+`asterisk` user and group get the host's ids, so files keep one owner on both sides
+(provisioning/privilege.py says who owns which instance folder).
+
 Asterisk in the root filesystem runs in a private mount namespace: /proc is mounted
 inside that namespace only, so no mount is ever visible on the host or left behind when
 Asterisk stops or crashes. Asterisk dies with the process that started it
@@ -46,6 +51,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+try:
+    from provisioning import privilege
+except ImportError:  # run as a file (`python -I runtime.py exec`): the helper needs no more than the stdlib
+    privilege = None
+
 MIN_HOST_MAJOR = 20
 ROOT_NAME = "sid-root"
 MARKER_NAME = "sid-root.ready"  # written last: a root without it is half-built and gets rebuilt
@@ -58,6 +68,7 @@ FORBIDDEN_MODULES = (
     "func_shell.so", "res_stasis_snoop.so",
 )
 INSTANCE_DIRS = ("etc", "run", "log", "spool", "lib", "cache", "keys")
+ASTERISK_WRITES = ("run", "log", "spool", "lib", "cache")  # owned by Asterisk's user; the rest only read
 THIS_FILE = Path(__file__).resolve()
 
 
@@ -211,8 +222,10 @@ def ensure_root(cache: Path) -> Path:
     cache = Path(cache).resolve()
     root, marker = cache / ROOT_NAME, cache / MARKER_NAME
     if marker.is_file():
-        _prune_modules(root)  # cheap; also covers modules added to the list after the install
-        _relink_sounds(root)
+        if privilege.is_root():  # a service user only uses the root as it is
+            _prune_modules(root)  # cheap; also covers modules added to the list after the install
+            _relink_sounds(root)
+            _sync_accounts(cache, root)
         return root
     cache.mkdir(parents=True, exist_ok=True)
     with open(cache / LOCK_NAME, "a+") as lock:
@@ -226,7 +239,72 @@ def ensure_root(cache: Path) -> Path:
             tmp.write_text(version + "\n")
             os.replace(tmp, marker)
     _relink_sounds(root)
+    _sync_accounts(cache, root)
     return root
+
+
+def _set_ids(table: Path, line: str) -> int | None:
+    """Put `line` (an /etc/passwd or /etc/group entry) in `table` in place of the entry of the same
+    name; returns the id it had (None: unchanged)."""
+    name, new = line.split(":")[0], int(line.split(":")[2])
+    lines = table.read_text(encoding="utf-8").splitlines()
+    entries = [entry.split(":") for entry in lines]
+    taken = next((f[0] for f in entries if len(f) > 2 and f[2] == str(new) and f[0] != name), None)
+    if taken:
+        raise AsteriskRuntimeError(f"{table}: id {new} of the host's {name} is taken by {taken} in the Asterisk root")
+    old = None
+    for number, fields in enumerate(entries):
+        if fields[0] == name:
+            old = int(fields[2])
+            wanted = line.split(":")
+            if table.name == "group":  # keep the members
+                wanted[3] = fields[3] if len(fields) > 3 else ""
+            if fields == wanted:
+                return None
+            lines[number] = ":".join(wanted)
+    if old is None:
+        lines.append(line)
+    tmp = table.with_name(f".{table.name}.tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, table)
+    return old if old is not None else -1
+
+
+def _sync_accounts(cache: Path, root: Path) -> None:
+    """The root filesystem's `asterisk` user and group get the host's ids (made if missing), and
+    its files owned by the old ids follow. Root only; once per machine (then nothing changes)."""
+    account = privilege.asterisk_account()
+    if account is None:
+        return
+
+    def ids(table: Path) -> dict[int, str]:
+        return {int(f[2]): f[0] for f in (e.split(":") for e in table.read_text().splitlines()) if len(f) > 2}
+
+    passwd, group = root / "etc/passwd", root / "etc/group"
+    if (ids(passwd).get(account.uid), ids(group).get(account.gid)) == (privilege.ASTERISK_USER,) * 2:
+        return  # the usual case: synced before
+    with open(cache / LOCK_NAME, "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        name = privilege.ASTERISK_USER
+        old_gid = _set_ids(group, f"{name}:x:{account.gid}:")
+        old_uid = _set_ids(passwd, f"{name}:x:{account.uid}:{account.gid}:Asterisk:/var/lib/asterisk:/usr/sbin/nologin")
+        if old_uid is None and old_gid is None:
+            return
+        _progress(f"the Asterisk root's {name} user now has the host's ids ({account.uid}:{account.gid})")
+        for folder, dirs, files in os.walk(root):
+            if Path(folder) == root:
+                dirs[:] = [d for d in dirs if d not in ("proc", "sys", "dev")]
+            for entry in (*dirs, *files):
+                path = os.path.join(folder, entry)
+                st = os.lstat(path)
+                uid = account.uid if st.st_uid == old_uid else -1
+                gid = account.gid if st.st_gid == old_gid else -1
+                if uid != -1 or gid != -1:
+                    mode = st.st_mode
+                    os.lchown(path, uid, gid)
+                    if not os.path.islink(path) and mode & 0o6000:
+                        os.chmod(path, mode & 0o7777)  # chown clears set-id bits
 
 
 def ensure_installed(settings) -> Runtime:
@@ -357,13 +435,16 @@ class Runtime:
 
     def prepare_dirs(self) -> None:
         """Create the instance folders, the waiting line's music (made once) and the messages
-        folder, and point `<state_dir>/asterisk` at them."""
+        folder, and point `<state_dir>/asterisk` at them. As root, also give each folder its owner
+        (provisioning/privilege.py): nothing in the instance is open to others."""
         from provisioning import prompts, render
 
         for name in INSTANCE_DIRS:
             (self.host_dir / name).mkdir(parents=True, exist_ok=True, mode=0o750)
         self.message_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         prompts.generate_music(self.host_dir / render.MOH_FOLDER)
+        if privilege.is_root():
+            self._secure_dirs()
         state_dir = Path(self.settings.state_dir).resolve()
         state_dir.mkdir(parents=True, exist_ok=True)
         link = state_dir / "asterisk"
@@ -376,6 +457,22 @@ class Runtime:
         tmp.unlink(missing_ok=True)
         tmp.symlink_to(self.host_dir, target_is_directory=True)
         os.replace(tmp, link)
+
+    def _secure_dirs(self) -> None:
+        from provisioning import render
+
+        service, asterisk = privilege.service_account(), privilege.asterisk_account()
+        gid = asterisk.gid
+        os.lchown(self.host_dir, service.uid, gid)
+        os.chmod(self.host_dir, 0o750)
+        for name in [*INSTANCE_DIRS, render.MOH_FOLDER]:
+            owner = asterisk if name in ASTERISK_WRITES else service
+            privilege.secure_tree(self.host_dir / name, owner, gid, dir_mode=0o2750, file_mask=0o740)
+        os.chmod(self.message_dir, 0o2770)  # the call watcher deletes the messages it has filed
+        for path in self.host_dir.iterdir():  # stamps such as the music's
+            if path.is_file() and not path.is_symlink():
+                os.lchown(path, service.uid, gid)
+                os.chmod(path, path.stat().st_mode & 0o740)
 
     @property
     def ami_secret(self) -> str:
@@ -409,16 +506,18 @@ class Runtime:
         if (certs / render.TLS_CERT_NAME).is_file() and (certs / render.TLS_KEY_NAME).is_file():
             for name in (render.TLS_CERT_NAME, render.TLS_KEY_NAME):
                 target = self.host_dir / "keys" / name
-                if writer.write_atomic(target, (certs / name).read_text(), writer.PRIVATE_MODE):
+                # 0640 in a folder of group asterisk: Asterisk, not root, reads the key
+                if writer.write_atomic(target, (certs / name).read_text(), writer.FILE_MODE):
                     changed.append(target)
         return changed
 
     def write_config(self, files: dict[str, str]) -> list[Path]:
         """Write rendered files into the instance's etc folder, atomically. Returns changed files."""
-        from provisioning import render, writer
+        from provisioning import writer
 
         self.prepare_dirs()
-        return writer.write_files(self.host_dir / "etc", files, private=render.PRIVATE_FILES)
+        # Every file 0640 (manager.conf too): Asterisk reads them through its group; others get nothing.
+        return writer.write_files(self.host_dir / "etc", files)
 
     def render_and_write(self, ami_secret: str | None = None, rows=None) -> list[Path]:
         """Render (with the devices in `rows`, if given), validate, then write the config and the
@@ -443,7 +542,12 @@ class Runtime:
         helper = [sys.executable, "-I", str(THIS_FILE), "exec", "--parent", str(os.getpid())]
         if self.root:
             helper += ["--root", str(self.root)]
-        return [*helper, "--", self.binary, "-f", "-n", "-C", str(self.config_file)]
+        run_as = []
+        account = privilege.asterisk_account()
+        if account is not None:  # as root: Asterisk runs as its own user
+            helper += ["--uid", str(account.uid), "--gid", str(account.gid)]
+            run_as = ["-U", account.name, "-G", account.name]
+        return [*helper, "--", self.binary, "-f", "-n", *run_as, "-C", str(self.config_file)]
 
     def pid(self) -> int | None:
         """PID of this instance's running Asterisk, or None."""
@@ -607,6 +711,8 @@ def _exec_asterisk(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="runtime.py exec")
     parser.add_argument("--parent", type=int, required=True)
     parser.add_argument("--root")
+    parser.add_argument("--uid", type=int)
+    parser.add_argument("--gid", type=int)
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -617,10 +723,6 @@ def _exec_asterisk(argv: list[str]) -> None:
             err = ctypes.get_errno()
             sys.exit(f"tawasul asterisk helper: {what}: {os.strerror(err)}")
 
-    pr_set_pdeathsig = 1
-    check(libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
-    if os.getppid() != args.parent:  # the parent died before the death signal was armed
-        sys.exit("tawasul asterisk helper: parent is gone")
     if args.root:
         clone_newns, ms_rec, ms_private = 0x00020000, 0x4000, 1 << 18
         ms_nosuid, ms_nodev, ms_noexec = 2, 4, 8
@@ -630,6 +732,17 @@ def _exec_asterisk(argv: list[str]) -> None:
         check(libc.mount(b"proc", proc_dir, b"proc", ms_nosuid | ms_nodev | ms_noexec, None), "mount /proc")
         os.chroot(args.root)
         os.chdir("/")
+    if args.uid is not None:
+        # Drop root here, not by Asterisk's own -U: a change of user clears the death signal, so it
+        # is armed after. Asterisk then only checks that -U/-G name the user it already runs as.
+        os.setgroups([])
+        os.setresgid(args.gid, args.gid, args.gid)
+        os.setresuid(args.uid, args.uid, args.uid)
+    os.umask(0o027)  # Asterisk's files: the group (asterisk) reads, others get nothing
+    pr_set_pdeathsig = 1
+    check(libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+    if os.getppid() != args.parent:  # the parent died before the death signal was armed
+        sys.exit("tawasul asterisk helper: parent is gone")
     os.execv(command[0], command)
 
 

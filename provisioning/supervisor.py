@@ -2,6 +2,11 @@
 
 Each service is a real child process. Ctrl-C or SIGTERM stops them in reverse order; each child
 also dies with this process (PR_SET_PDEATHSIG) if it is killed outright, so nothing is left behind.
+
+Started as root, no child runs as root: Asterisk as `asterisk`, the Python services as `tawasul`
+(provisioning/privilege.py), with umask 077. This process alone stays root, and does nothing but
+wait: it starts Asterisk in its own mount namespace and root filesystem (root only), and stops it
+with SIGTERM, which only root (or Asterisk's own user) may send. Under systemd it is not used.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from pathlib import Path
 
 import click
 
-from provisioning import certs, phones, prompts
+from provisioning import certs, phones, privilege, prompts
 from provisioning import runtime as asterisk_runtime
 from provisioning.apply import load as load_rows
 from provisioning.render import RenderError
@@ -35,13 +40,26 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 
 
 class Service:
-    def __init__(self, name: str, args: list[str], env: dict, log: Path):
+    def __init__(self, name: str, args: list[str], env: dict, log: Path, drop_root: bool = True,
+                 asterisk_group: bool = False):
+        """Started as root, the child runs as the service user (`asterisk_group`: also in group
+        asterisk, to read Asterisk's files), in the state folder, with umask 077. `drop_root=False`
+        only for the Asterisk helper, which enters Asterisk's root filesystem, then drops root itself."""
         self.name, self.log = name, log
         log.parent.mkdir(parents=True, exist_ok=True)
+        run_as = {}
+        account = privilege.service_account(asterisk_group) if drop_root else None
+        if account is not None:
+            home = env["TAWASUL_STATE_DIR"]
+            run_as = {**account.popen_kwargs(), "umask": 0o077, "cwd": home}
+            env = {**env, "HOME": home, "USER": account.name, "LOGNAME": account.name}
         with open(log, "ab") as out:
+            owner = privilege.service_account()  # logs are the service user's, Asterisk's too
+            if owner is not None:
+                os.fchown(out.fileno(), owner.uid, owner.gid)
             self.process = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                             stderr=subprocess.STDOUT, start_new_session=True,
-                                            preexec_fn=_die_with_parent)
+                                            preexec_fn=_die_with_parent, **run_as)
 
     def running(self) -> bool:
         return self.process.poll() is None
@@ -126,11 +144,34 @@ def prepare(settings: Settings):
     return runtime, rows
 
 
+def _check_reachable(settings: Settings) -> None:
+    """Started as root: refuse at once if the service user cannot run this Python or reach the code
+    or the state folder (a clone under /root, pyenv's Python, pytest's 0700 temporary folder)."""
+    account = privilege.service_account(with_asterisk_group=True)
+    if account is not None:
+        try:
+            privilege.check_reachable(account, Path(sys.executable), Path(sys.prefix) / "pyvenv.cfg",
+                                      Path(privilege.__file__), settings.state_dir)
+        except privilege.PrivilegeError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _secure_state(settings: Settings) -> None:
+    try:
+        privilege.secure_state(settings.state_dir)
+    except privilege.PrivilegeError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def up(settings: Settings) -> int:
     settings.require_production_secret()
     started = time.monotonic()
+    _check_reachable(settings)
+    _secure_state(settings)  # before anything is written in it
     runtime, _rows = prepare(settings)
     logs = settings.path("log")
+    _secure_state(settings)  # what prepare() wrote, as root: the service user's
+    os.umask(0o077)
     env = {**os.environ, **as_environ(settings)}
     tawasul = [sys.executable, "-m", "tawasul"]
 
@@ -140,13 +181,15 @@ def up(settings: Settings) -> int:
 
     services: list[Service] = []
     try:
-        asterisk = Service("Asterisk", runtime.popen_args(), env, logs / "asterisk.log")
+        asterisk = Service("Asterisk", runtime.popen_args(), env, logs / "asterisk.log", drop_root=False)
         services.append(asterisk)
         runtime.wait_booted(asterisk.process)
         agi = Service("FastAGI server", [*tawasul, "agi", "serve"], env, logs / "agi.log")
         services.append(agi)
-        services.append(Service("call watcher", [*tawasul, "call", "watch"], env, logs / "calls.log"))
-        web = Service("web app", [*tawasul, "web", "serve"], env, logs / "web.log")
+        # The call watcher files (and deletes) recorded messages; the web diffs and applies Asterisk's configuration.
+        services.append(Service("call watcher", [*tawasul, "call", "watch"], env, logs / "calls.log",
+                                asterisk_group=True))
+        web = Service("web app", [*tawasul, "web", "serve"], env, logs / "web.log", asterisk_group=True)
         services.append(web)
         _wait_until(lambda: _port_open(settings.agi_host, settings.agi_port), agi, "FastAGI server")
         web_url = f"http://{settings.web_host}:{settings.web_port}"

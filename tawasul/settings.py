@@ -164,16 +164,22 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> Settings
 
 
 def generated_secret(settings: Settings, name: str, nbytes: int = 24) -> str:
-    """A random secret kept in the state folder (mode 0600), made on first use."""
+    """A random secret kept in the state folder (mode 0600), made on first use. Made by root (a
+    command run as root), it still belongs to the state folder's owner, who runs the services."""
     path = settings.secrets_dir / name
     if path.exists():
         return path.read_text(encoding="utf-8").strip()
     settings.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    owner = settings.state_dir.stat()
+    if os.geteuid() == 0:
+        os.chown(settings.secrets_dir, owner.st_uid, owner.st_gid)
     value = secrets.token_urlsafe(nbytes)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another process made it first
         return path.read_text(encoding="utf-8").strip()
+    if os.geteuid() == 0:
+        os.fchown(fd, owner.st_uid, owner.st_gid)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(value + "\n")
     return value

@@ -78,3 +78,17 @@ def login(web_app, client):
         assert response.status_code == 302, response.get_data(as_text=True)
         return client
     return sign_in
+
+
+@pytest.fixture
+def service_tmp():
+    """A temporary folder the service users can reach (pytest's own is 0700 root): `tawasul up`
+    started as root refuses a state folder its services cannot reach."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(tempfile.mkdtemp(prefix="tawasul-test-", dir="/tmp"))
+    folder.chmod(0o711)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)

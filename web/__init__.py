@@ -46,7 +46,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions["tawasul.db"] = Database(settings.db_url, pool_size=int(os.environ.get("TAWASUL_WEB_THREADS", "5")))
 
     from web import auth, desk, home, i18n, provisioning
-    i18n.init_app(app, settings.timezone)
+    i18n.init_app(app, settings.timezone, settings.path("translations"))
     limiter.init_app(app)
     csrf.init_app(app)
     auth.init_app(app)

@@ -25,7 +25,7 @@ def serve(settings, workers, threads):
     """Serve the web app with gunicorn (in the foreground)."""
     settings.require_production_secret()
     os.environ.update(as_environ(settings))
-    compile_catalogs()  # once, here, before gunicorn starts its workers
+    compile_catalogs(cache=settings.path("translations"))  # once, here, before gunicorn starts its workers
     # Threaded workers: a console's server-sent event stream holds a thread, not a whole worker;
     # web/console.py caps the streams per worker (TAWASUL_CONSOLE_MAX_STREAMS) so requests still get threads.
     os.environ.setdefault("TAWASUL_CONSOLE_MAX_STREAMS", str(max(1, threads // 2)))

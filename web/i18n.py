@@ -24,11 +24,17 @@ COOKIE = "lang"
 TRANSLATIONS = Path(__file__).with_name("translations")
 
 
-def compile_catalogs(root: Path = TRANSLATIONS) -> list[Path]:
-    """Compile every .po whose .mo is missing or older. Returns the catalog folders."""
+def compile_catalogs(root: Path = TRANSLATIONS, cache: Path | None = None) -> list[Path]:
+    """Compile every .po whose .mo is missing or older. Returns the catalog folders.
+
+    Beside the .po where that folder is writable; else (an installed package, read-only to the
+    service user) under `cache`, e.g. <state_dir>/translations."""
     folders = []
     for po_path in sorted(root.glob("*/*/LC_MESSAGES/messages.po")):
         mo_path = po_path.with_suffix(".mo")
+        if cache is not None and not os.access(po_path.parent, os.W_OK):
+            mo_path = Path(cache) / po_path.relative_to(root).with_suffix(".mo")
+            mo_path.parent.mkdir(parents=True, exist_ok=True)
         if not mo_path.exists() or mo_path.stat().st_mtime < po_path.stat().st_mtime:
             with open(po_path, "rb") as po_file:
                 catalog = read_po(po_file)
@@ -38,7 +44,7 @@ def compile_catalogs(root: Path = TRANSLATIONS) -> list[Path]:
             with open(tmp, "wb") as mo_file:
                 write_mo(mo_file, catalog)
             os.replace(tmp, mo_path)
-        folders.append(po_path.parents[2])
+        folders.append(mo_path.parents[2])
     return sorted(set(folders))
 
 
@@ -69,8 +75,8 @@ def hijri(day: dt.date | dt.datetime, lang: str | None = None) -> str:
     return f"{h.day} {h.month_name(lang)} {h.year} {h.notation(lang)}"
 
 
-def init_app(app: Flask, timezone: str) -> None:
-    folders = compile_catalogs()
+def init_app(app: Flask, timezone: str, cache: Path | None = None) -> None:
+    folders = compile_catalogs(cache=cache)
     Babel(app, default_locale="ar", default_timezone=timezone,
           default_translation_directories=";".join(str(f) for f in folders) or str(TRANSLATIONS),
           locale_selector=current_language)

@@ -33,8 +33,8 @@ def start_up(state, ports):
     raise AssertionError("tawasul up did not get ready:\n" + "".join(lines))
 
 
-def test_up_runs_everything_and_sigterm_leaves_nothing_behind(tmp_path):
-    state = tmp_path / "var"
+def test_up_runs_everything_and_sigterm_leaves_nothing_behind(service_tmp):
+    state = service_tmp / "var"
     ports = {"web_port": free_port(), "agi_port": free_port(), "ami_port": free_port(),
              "sip_udp_port": free_port(), "sip_tls_port": free_port(), "rtp_start": 31000, "rtp_end": 31999}
     settings = make_settings(state, **ports)
