@@ -1,7 +1,8 @@
 """Arabic first, English on request: the language choice, right-to-left, Hijri and Gregorian dates.
 
 Translations live in one catalog per feature, `web/translations/<feature>/ar/LC_MESSAGES/messages.po`
-(English is the source language); Flask-Babel merges them. Catalogs are compiled when they change.
+(English is the source language); Flask-Babel merges them. The wheel carries them compiled (setup.py);
+a checkout compiles them when they change.
 """
 from __future__ import annotations
 
@@ -25,9 +26,10 @@ TRANSLATIONS = Path(__file__).with_name("translations")
 
 
 def compile_catalogs(root: Path = TRANSLATIONS) -> list[Path]:
-    """Compile every .po whose .mo is missing or older. Returns the catalog folders."""
-    folders = []
-    for po_path in sorted(root.glob("*/*/LC_MESSAGES/messages.po")):
+    """The catalog folders. In a checkout, first compiles every .po whose .mo is missing or older;
+    an installed wheel holds only the .mo files, compiled when it was built (setup.py), so nothing
+    is ever written where the package is installed."""
+    for po_path in root.glob("*/*/LC_MESSAGES/messages.po"):
         mo_path = po_path.with_suffix(".mo")
         if not mo_path.exists() or mo_path.stat().st_mtime < po_path.stat().st_mtime:
             with open(po_path, "rb") as po_file:
@@ -38,8 +40,7 @@ def compile_catalogs(root: Path = TRANSLATIONS) -> list[Path]:
             with open(tmp, "wb") as mo_file:
                 write_mo(mo_file, catalog)
             os.replace(tmp, mo_path)
-        folders.append(po_path.parents[2])
-    return sorted(set(folders))
+    return sorted({mo_path.parents[2] for mo_path in root.glob("*/*/LC_MESSAGES/messages.mo")})
 
 
 def current_language() -> str:

@@ -90,3 +90,11 @@ def test_the_console_script_is_installed_and_answers():
     assert result.stderr == ""  # every room's commands loaded
     for room in ("agi", "web", "asterisk", "up"):
         assert f"\n  {room} " in result.stdout
+
+
+def test_version_is_the_installed_package_version():
+    from importlib.metadata import version
+
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert result.output == f"tawasul, version {version('tawasul')}\n"
