@@ -2,12 +2,13 @@
 VENV  := .venv
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+TEST_STAMP := $(VENV)/.test-stamp
 # Debian's Python, not one under /root: the service users must be able to run the venv.
 PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
 
-.PHONY: run test bench install system clean
+.PHONY: run test bench install install-run system system-test clean
 
-run: install
+run: install-run
 	$(BIN)/tawasul --demo up
 
 test: install
@@ -16,16 +17,28 @@ test: install
 bench: install
 	$(BIN)/python -m benchmarks
 
-# Debian packages, the virtual environment, the Asterisk runtime (cached machine-wide).
-install: system $(STAMP)
+# What running needs: Debian packages, the virtual environment, the Asterisk runtime (cached machine-wide).
+install-run: system $(STAMP)
 	$(BIN)/tawasul asterisk install
 
-system:
-	@bash provisioning/install-system.sh
+# Everything: also what the tests and benchmarks need (Debian packages, the test extras).
+install: install-run system-test $(TEST_STAMP)
 
-$(STAMP): setup.cfg pyproject.toml
+system:
+	@bash provisioning/install-system.sh run
+
+system-test:
+	@bash provisioning/install-system.sh test
+
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): setup.cfg setup.py pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	@touch $@
+
+$(TEST_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $@
 

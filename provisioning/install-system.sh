@@ -1,22 +1,32 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Tawasul needs on the host (idempotent; quiet when all are there).
+#   install-system.sh run    what running it needs (make run; the default)
+#   install-system.sh test   that and what the tests and benchmarks need (make test)
 # The Asterisk runtime itself is installed by `tawasul asterisk install` (provisioning/runtime.py).
 set -euo pipefail
 
 packages=(
-  python3-venv           # the project's virtual environment
+  python3-venv           # the project's virtual environment (and Debian's python3: tests/integration/test_installed_package.py)
   debootstrap            # Asterisk root filesystem where the host has no Asterisk 20+
-  postgresql             # the tests run against PostgreSQL as well as SQLite
   espeak-ng sox          # Arabic and English prompts, generated at set-up
-  baresip-core baresip-ffmpeg  # real SIP video phones for tests and demo
+  openssl ca-certificates
+)
+test_packages=(
+  postgresql             # the tests run against PostgreSQL as well as SQLite
+  baresip-core baresip-ffmpeg  # real SIP video phones for tests (and for the demo's exported phone profiles)
   sip-tester             # SIPp, load benchmarks
   wrk                    # HTTP load benchmarks (benchmarks/web.py)
   nginx                  # the README's HTTPS front for the web, tested (tests/integration/test_https_proxy.py)
   chromium               # browser tests (driven by playwright, never downloaded)
   fonts-noto-core        # Arabic glyphs in Chromium
-  openssl ca-certificates
   systemd logrotate       # `systemd-analyze verify` and `logrotate -d` on the rendered units (tests/integration/test_service_units.py)
 )
+
+case "${1:-run}" in
+  run) ;;
+  test) packages+=("${test_packages[@]}") ;;
+  *) echo "usage: $0 [run|test]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,6 +1,6 @@
 """Render the Asterisk configuration: a pure function of settings and rows, filename -> text.
 
-Templates live in the repo's asterisk_conf/ (Jinja2, StrictUndefined). `render_all` adds the
+Templates live in the asterisk_conf package (Jinja2, StrictUndefined). `render_all` adds the
 database's devices and centres (provisioning.rows, loaded elsewhere); `render_base` is the
 same with no devices. Nothing here touches the disk except reading the templates (and, for the
 console's ICE on a loopback-only setup, the kernel's list of local addresses).
@@ -21,7 +21,6 @@ import jinja2
 from provisioning import console_endpoint
 from provisioning.rows import CENTRE_PHONE, GOVERNOR_DESK, REALM, Rows
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "asterisk_conf"
 BASE_FILES = (
     "asterisk.conf", "modules.conf", "logger.conf", "manager.conf", "pjsip.conf",
     "extensions.conf", "rtp.conf", "cdr.conf", "cel.conf", "musiconhold.conf",
@@ -61,7 +60,7 @@ def default_layout(settings) -> Layout:
 @functools.lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        loader=jinja2.PackageLoader("asterisk_conf", "."),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,

@@ -401,7 +401,9 @@ class Runtime:
         """astmoddir/astdatadir/astagidir of the installed package, as Asterisk sees them."""
         found = {"moddir": "", "datadir": "/usr/share/asterisk", "agidir": "/usr/share/asterisk/agi-bin"}
         conf = self.host_path("/etc/asterisk/asterisk.conf")
-        if conf.is_file():
+        # The packaged file is Asterisk's own (mode 0640): a service user rendering the configuration
+        # cannot read it, and finds the same folders by looking.
+        if conf.is_file() and os.access(conf, os.R_OK):
             for key, value in re.findall(r"(?m)^\s*ast(moddir|datadir|agidir)\s*=>?\s*(\S+)", conf.read_text(errors="replace")):
                 if self.host_path(value).is_dir():
                     found[key] = value

@@ -15,6 +15,7 @@ from tawasul.validation import InvalidInput
 
 
 @click.group()
+@click.version_option(package_name="tawasul", prog_name="tawasul")
 @click.option("--state-dir", type=click.Path(file_okay=False), help="State folder (default var/).")
 @click.option("--database-url", help="SQLAlchemy URL (default SQLite in the state folder).")
 @click.option("--demo/--no-demo", default=None, help="Demo mode: seeds demo data, allows the demo secret key.")

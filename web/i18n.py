@@ -25,12 +25,15 @@ TRANSLATIONS = Path(__file__).with_name("translations")
 
 
 def compile_catalogs(root: Path = TRANSLATIONS, cache: Path | None = None) -> list[Path]:
-    """Compile every .po whose .mo is missing or older. Returns the catalog folders.
-
-    Beside the .po where that folder is writable; else (an installed package, read-only to the
-    service user) under `cache`, e.g. <state_dir>/translations."""
-    folders = []
-    for po_path in sorted(root.glob("*/*/LC_MESSAGES/messages.po")):
+    """The catalog folders. In a checkout, first compiles every .po whose .mo is missing or older:
+    beside the .po where that folder is writable, else under `cache` (e.g. <state_dir>/translations:
+    the service user may not write the checkout). An installed wheel holds only the .mo files,
+    compiled when it was built (setup.py), so nothing is written where the package is installed."""
+    sources = sorted(root.glob("*/*/LC_MESSAGES/messages.po"))
+    if not sources:
+        return sorted({mo_path.parents[2] for mo_path in root.glob("*/*/LC_MESSAGES/messages.mo")})
+    folders = set()
+    for po_path in sources:
         mo_path = po_path.with_suffix(".mo")
         if cache is not None and not os.access(po_path.parent, os.W_OK):
             mo_path = Path(cache) / po_path.relative_to(root).with_suffix(".mo")
@@ -44,8 +47,8 @@ def compile_catalogs(root: Path = TRANSLATIONS, cache: Path | None = None) -> li
             with open(tmp, "wb") as mo_file:
                 write_mo(mo_file, catalog)
             os.replace(tmp, mo_path)
-        folders.append(mo_path.parents[2])
-    return sorted(set(folders))
+        folders.add(mo_path.parents[2])
+    return sorted(folders)
 
 
 def current_language() -> str:

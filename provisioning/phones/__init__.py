@@ -36,7 +36,6 @@ from tawasul.settings import Settings
 from tawasul.validation import InvalidInput
 from tawasul.vault import Vault
 
-TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 FORMATS = ("baresip", "yealink", "grandstream")
 REALM = "tawasul"
 GOVERNOR_EXTENSION = "100"   # the governor route from a centre (alias `governor`)
@@ -177,7 +176,7 @@ def profile_for(settings: Settings, device: Device, vault: Vault, *,
 @functools.lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        loader=jinja2.PackageLoader("provisioning.phones", "templates"),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
         autoescape=False,

@@ -98,3 +98,11 @@ def test_phones_token_roll_gives_a_new_token(cli):
     again = cli("--demo", "phones", "token", "centre-bdr-1")
     token = lambda result: result.output.split("token: ")[1].split()[0]  # noqa: E731
     assert rolled.exit_code == 0 and token(rolled) != token(first) and token(again) == token(rolled)
+
+
+def test_version_is_the_installed_package_version():
+    from importlib.metadata import version
+
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert result.output == f"tawasul, version {version('tawasul')}\n"
