@@ -206,7 +206,9 @@ class Gateway:
                 headers[name.strip()] = value.strip()
             return Request(headers=headers, content=self.body_template.render(values))
         except jinja2.UndefinedError as exc:
-            raise SettingsError(f"sms_body_template or sms_headers: {exc}") from None
+            given = ", ".join(sorted(self.secret)) or "nothing"
+            raise SettingsError(f"sms_body_template or sms_headers: {exc} (the secrets file {SECRET_FILE} "
+                                f"gives {given})") from None
 
     def send(self, client: httpx.Client, message: Message) -> Outcome:
         request = self.request(message)
