@@ -231,7 +231,8 @@ def test_a_status_change_is_texted_in_the_citizens_language(demo_db):
                                         category="roads", mobile="0551234567", today=dt.date(2030, 1, 1),
                                         actor="public")
         tickets.move(session, complaint, TicketStatus.UNDER_REVIEW, "staff", note="داخلي")
-        appointment = book(session, 1, dt.datetime(2030, 1, 6, 6, 0, tzinfo=dt.UTC), dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+        appointment = book(session, 1, dt.datetime(2030, 1, 6, 6, 0, tzinfo=dt.UTC),
+                           dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
         outbox.queue(session, appointment.citizen.mobile, "booked", "en", appointment)
         directive = tickets.issue_directive(session, appointment=appointment, text="متابعة",
                                             department=tickets.department_by_code(session, "MUN"),
