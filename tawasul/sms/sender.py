@@ -70,10 +70,12 @@ class Sender:
 
     def give_up_cut_attempts(self, now: dt.datetime) -> int:
         """A message whose last allowed attempt was cut (its sender died) fails: it may have gone."""
+        cut = sa.and_(T.c.status == "sending", T.c.due_at <= now, T.c.attempts >= self.settings.sms_max_attempts)
+        with self.db.read() as session:  # most polls find none: no write then
+            if session.execute(sa.select(T.c.id).where(cut).limit(1)).first() is None:
+                return 0
         with self.db.write() as session:
-            return session.execute(T.update().where(
-                T.c.status == "sending", T.c.due_at <= now, T.c.attempts >= self.settings.sms_max_attempts,
-            ).values(status="failed", failed_at=now, claim="",
+            return session.execute(T.update().where(cut).values(status="failed", failed_at=now, claim="",
                      last_error="delivery unknown: the sender stopped during the last attempt")).rowcount
 
     def claim(self, now: dt.datetime) -> tuple[int, int, Message] | None:
