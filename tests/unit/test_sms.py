@@ -284,3 +284,19 @@ def test_the_command_says_when_disabled_and_refuses_bad_settings(settings):
     done = run_cli(settings, "send", "--once")
     assert done.returncode == 2 and done.stderr.strip().endswith("unifonic-json needs app_sid")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_confirmation_page_says_whether_its_sms_went(web_app, login, settings):
+    from web import db_of
+    db = db_of(web_app)
+    with db.write() as session:
+        appointment = book(session, 1, dt.datetime(2030, 1, 6, 6, 0, tzinfo=dt.UTC),
+                           dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+        outbox.notify(session, booking.schedule(session), appointment, "booked", "ar")
+        reference = appointment.reference
+    client = login("staff")
+    assert "في قائمة الإرسال إلى +966501234567" in client.get(f"/booking/{reference}").get_data(as_text=True)
+    with FakeGateway() as fake:
+        config = sms_settings(settings, url=fake.url)
+        Sender(config, db, Gateway(config)).send_due()
+    assert "أُرسلت إلى +966501234567" in client.get(f"/booking/{reference}").get_data(as_text=True)
