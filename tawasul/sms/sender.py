@@ -21,7 +21,9 @@ a gateway refusing a repeated CorrelationID) then delivers it exactly once; its 
 answer (409, Unifonic ER-09, Msegat 1061) counts as sent. A gateway that neither takes a key nor
 refuses repeats may deliver such a message twice: at-least-once is the most any sender can do
 there. A message whose last allowed attempt was cut this way is marked failed ("delivery
-unknown") rather than sent again.
+unknown") rather than sent again. The HTTP timeout bounds each of connect, write and read, not
+their sum: a gateway trickling its answer past the lease may see the message again, with the same
+key. Senders on several hosts need synchronised clocks (leases are compared to each one's clock).
 
 Retries: timeouts, refused connections, 5xx, 408 and 429 are retried after
 `sms_retry_seconds` * 2^(attempt-1), times a random 0.5-1.5 (jitter, so many retries do not
@@ -55,9 +57,10 @@ def backoff(attempt: int, base: float, cap: float, rand: random.Random | None = 
     return min(cap, base * 2 ** (max(attempt, 1) - 1)) * rand.uniform(0.5, 1.5)
 
 
-def _claimable(now: dt.datetime):
+def _claimable(now: dt.datetime, max_attempts: int):
+    """Queued and due, or being sent by a sender whose lease has run out (not on its last attempt)."""
     return sa.or_(sa.and_(T.c.status == "queued", T.c.due_at <= now),
-                  sa.and_(T.c.status == "sending", T.c.due_at <= now))
+                  sa.and_(T.c.status == "sending", T.c.due_at <= now, T.c.attempts < max_attempts))
 
 
 class Sender:
@@ -81,12 +84,13 @@ class Sender:
     def claim(self, now: dt.datetime) -> tuple[int, int, Message] | None:
         """The next due message, claimed for this sender and committed: (id, attempts so far with this
         one, the message); None when nothing is due."""
+        claimable = _claimable(now, self.settings.sms_max_attempts)
         with self.db.read() as session:
-            candidates = session.execute(sa.select(T.c.id).where(_claimable(now)).order_by(T.c.due_at, T.c.id)
+            candidates = session.execute(sa.select(T.c.id).where(claimable).order_by(T.c.due_at, T.c.id)
                                          .limit(BATCH)).scalars().all()
         for message_id in candidates:
             with self.db.write() as session:
-                claimed = session.execute(T.update().where(T.c.id == message_id, _claimable(now)).values(
+                claimed = session.execute(T.update().where(T.c.id == message_id, claimable).values(
                     status="sending", claim=self.token, attempts=T.c.attempts + 1, due_at=now + self.lease,
                 )).rowcount
                 if claimed:

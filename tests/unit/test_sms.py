@@ -300,3 +300,13 @@ def test_the_confirmation_page_says_whether_its_sms_went(web_app, login, setting
         config = sms_settings(settings, url=fake.url)
         Sender(config, db, Gateway(config)).send_due()
     assert "أُرسلت إلى +966501234567" in client.get(f"/booking/{reference}").get_data(as_text=True)
+
+
+def test_a_message_on_its_last_attempt_is_never_claimed_again(db, settings):
+    queue(db, "last")
+    config = sms_settings(settings)
+    sender = Sender(config, db, Gateway(config))
+    now = utcnow()
+    for n in range(3):
+        assert sender.claim(now + dt.timedelta(seconds=4 * n))
+    assert sender.claim(now + dt.timedelta(seconds=20)) is None
