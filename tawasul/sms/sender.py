@@ -42,7 +42,7 @@ import sqlalchemy as sa
 
 from tawasul.db import Database
 from tawasul.models import OutboxMessage, utcnow
-from tawasul.settings import Settings
+from tawasul.settings import Settings, SettingsError
 from tawasul.sms import reminders
 from tawasul.sms.gateway import FAILED, RETRY, SENT, Gateway, Message, Outcome, client
 
@@ -65,6 +65,9 @@ def _claimable(now: dt.datetime, max_attempts: int):
 
 class Sender:
     def __init__(self, settings: Settings, db: Database, gateway: Gateway):
+        if settings.sms_poll_seconds <= 0:
+            raise SettingsError("sms_poll_seconds: expected more than 0")
+        reminders.offsets(settings.sms_reminders)  # refused now rather than at the first poll
         self.settings, self.db, self.gateway = settings, db, gateway
         self.token = secrets.token_hex(8)
         self.lease = dt.timedelta(seconds=settings.sms_lease_seconds)
@@ -145,6 +148,8 @@ class Sender:
                 self.send_due(stop)
             except sa.exc.OperationalError as exc:  # the database went away: try again at the next poll
                 log.error("database unavailable: %s", exc.orig)
+            except Exception:  # noqa: BLE001  one bad poll must not stop the sender (nor `tawasul up`)
+                log.exception("the poll failed; trying again at the next one")
             stop.wait(self.settings.sms_poll_seconds)
 
 

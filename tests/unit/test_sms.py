@@ -310,3 +310,11 @@ def test_a_message_on_its_last_attempt_is_never_claimed_again(db, settings):
     for n in range(3):
         assert sender.claim(now + dt.timedelta(seconds=4 * n))
     assert sender.claim(now + dt.timedelta(seconds=20)) is None
+
+
+def test_the_sender_refuses_bad_reminders_or_poll_at_once(db, settings):
+    config = sms_settings(settings)
+    with pytest.raises(SettingsError, match="sms_reminders"):
+        Sender(dataclasses.replace(config, sms_reminders="tomorrow"), db, Gateway(config))
+    with pytest.raises(SettingsError, match="sms_poll_seconds"):
+        Sender(dataclasses.replace(config, sms_poll_seconds=0), db, Gateway(config))
