@@ -318,3 +318,28 @@ def test_the_sender_refuses_bad_reminders_or_poll_at_once(db, settings):
         Sender(dataclasses.replace(config, sms_reminders="tomorrow"), db, Gateway(config))
     with pytest.raises(SettingsError, match="sms_poll_seconds"):
         Sender(dataclasses.replace(config, sms_poll_seconds=0), db, Gateway(config))
+
+
+def test_the_migration_keeps_queued_and_sent_messages(db_url):
+    from alembic import command
+    from alembic.config import Config
+
+    from tawasul.db import MIGRATIONS, make_engine, upgrade
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", db_url.replace("%", "%%"))
+    command.upgrade(config, "0007")
+    engine = make_engine(db_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO outbox_message (\"to\", body, language, created_at, sent_at) VALUES "
+            "('+966551234567', 'old sent', 'ar', '2026-11-01 08:00:00', '2026-11-01 08:01:00'), "
+            "('+966551234567', 'old queued', 'en', '2026-11-02 08:00:00', NULL)"))
+    upgrade(db_url)
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text(
+            "SELECT body, key, status, attempts, due_at FROM outbox_message ORDER BY id")).all()
+    engine.dispose()
+    assert [tuple(r[:4]) for r in rows] == [("old sent", "m1", "sent", 0), ("old queued", "m2", "queued", 0)]
+    assert str(rows[1].due_at).startswith("2026-11-02 08:00")
