@@ -33,7 +33,7 @@ def send(settings: Settings, once: bool):
     stop = threading.Event()
     if once:
         tried = sending.send_due()
-        click.echo(f"{tried} message(s) tried; outbox: {_summary(sending.db)}")
+        click.echo(f"{tried} message(s) tried; outbox: {_summary(sending.db) or 'empty'}")
         return
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
