@@ -32,7 +32,7 @@ def test_killed_and_restarted_senders_deliver_each_message_once(db_url, settings
     with FakeGateway(hang_seconds=3) as fake:
         fake.plan = {"m03": ["500", "500"], "m07": ["hang"], "m11": ["hold"], "m15": ["400"]}
         env = {"TAWASUL_STATE_DIR": str(settings.state_dir), "TAWASUL_DATABASE_URL": db_url, "TAWASUL_DEMO": "1",
-               "TAWASUL_SMS_GATEWAY_URL": fake.url, "TAWASUL_SMS_TIMEOUT": "1", "TAWASUL_SMS_LEASE_SECONDS": "4",
+               "TAWASUL_SMS_GATEWAY_URL": fake.url, "TAWASUL_SMS_TIMEOUT": "1", "TAWASUL_SMS_LEASE_SECONDS": "6",
                "TAWASUL_SMS_RETRY_SECONDS": "0.2", "TAWASUL_SMS_RETRY_MAX_SECONDS": "1",
                "TAWASUL_SMS_POLL_SECONDS": "0.2", "TAWASUL_SMS_MAX_ATTEMPTS": "5", "TAWASUL_SMS_REMINDERS": ""}
         logs = []
