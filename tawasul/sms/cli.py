@@ -1,4 +1,5 @@
-"""`tawasul sms send` (the sender, until stopped; `--once`: what is due, then exit) and `tawasul sms status`."""
+"""`tawasul sms send` (the sender, until stopped; `--once`: what is due, then exit), `tawasul sms status`
+and `tawasul sms retry` (failed messages, queued again)."""
 from __future__ import annotations
 
 import logging
@@ -39,6 +40,16 @@ def send(settings: Settings, once: bool):
         signal.signal(signum, lambda *_: stop.set())
     click.echo(f"SMS sender: {gateway.describe(settings)}, every {settings.sms_poll_seconds:g} s", err=True)
     sending.run(stop)
+
+
+@sms.command("retry")
+@click.argument("ids", nargs=-1, type=int)
+@click.pass_obj
+@guarded
+def retry(settings: Settings, ids: tuple[int, ...]):
+    """Queue failed messages again (every one, or those with the ids IDS), keeping their keys."""
+    count = sender.retry_failed(Database(settings.db_url), list(ids))
+    click.echo(f"{count} failed message(s) queued again")
 
 
 @sms.command("status")

@@ -153,6 +153,15 @@ class Sender:
             stop.wait(self.settings.sms_poll_seconds)
 
 
+def retry_failed(db: Database, ids: list[int] | None = None) -> int:
+    """Queue failed messages again (all, or those with these ids), with their keys and a fresh count of
+    attempts: after IT has fixed what made them fail (credentials, balance, the sender name)."""
+    where = [T.c.status == "failed"] + ([T.c.id.in_(ids)] if ids else [])
+    with db.write() as session:
+        return session.execute(T.update().where(*where).values(
+            status="queued", attempts=0, due_at=utcnow(), claim="", failed_at=None)).rowcount
+
+
 def counts(db: Database) -> dict[str, int]:
     with db.read() as session:
         return dict(session.execute(sa.select(T.c.status, sa.func.count()).group_by(T.c.status)).all())

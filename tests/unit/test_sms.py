@@ -343,3 +343,27 @@ def test_the_migration_keeps_queued_and_sent_messages(db_url):
     engine.dispose()
     assert [tuple(r[:4]) for r in rows] == [("old sent", "m1", "sent", 0), ("old queued", "m2", "queued", 0)]
     assert str(rows[1].due_at).startswith("2026-11-02 08:00")
+
+
+def test_failed_messages_are_queued_again_by_the_command(settings):
+    from click.testing import CliRunner
+
+    from tawasul.cli import main
+    from tawasul.db import Database, upgrade
+
+    settings.state_dir.mkdir(parents=True)
+    upgrade(settings.db_url)
+    db = Database(settings.db_url)
+    queue(db, "refused", "fine")
+    with FakeGateway() as fake:
+        fake.plan = {"refused": ["400"]}
+        config = sms_settings(settings, url=fake.url)
+        Sender(config, db, Gateway(config)).send_due()
+        assert statuses(db) == {"refused": ("failed", 1), "fine": ("sent", 1)}
+        run = CliRunner().invoke(main, ["--state-dir", str(settings.state_dir), "sms", "retry"])
+        assert run.exit_code == 0 and "1 failed message(s) queued again" in run.output
+        assert statuses(db) == {"refused": ("queued", 0), "fine": ("sent", 1)}
+        Sender(config, db, Gateway(config)).send_due()
+        assert statuses(db) == {"refused": ("sent", 1), "fine": ("sent", 1)}
+        assert set(fake.delivered) == {"refused", "fine"}
+    db.dispose()
