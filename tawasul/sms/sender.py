@@ -123,8 +123,10 @@ class Sender:
 
     # --- the loop ---
 
-    def send_due(self, stop: threading.Event | None = None) -> int:
-        """Send every message due now, one at a time; returns how many were tried."""
+    def send_due(self, stop: threading.Event | None = None, pause_on_retry: bool = False) -> int:
+        """Send every message due now, one at a time; returns how many were tried. `pause_on_retry`:
+        end the round at the first answer to retry (the gateway is likely down or busy: the next poll
+        goes on, rather than every due message hitting it at once)."""
         tried = 0
         now = utcnow()
         reminders.queue_due(self.db, self.settings, now)
@@ -140,12 +142,14 @@ class Sender:
                 log.info("message %s (key %s, attempt %s): %s %s", message_id, message.key, attempts,
                          outcome.result, outcome.reason)
                 tried += 1
+                if pause_on_retry and outcome.result == RETRY:
+                    break
         return tried
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
-                self.send_due(stop)
+                self.send_due(stop, pause_on_retry=True)
             except sa.exc.OperationalError as exc:  # the database went away: try again at the next poll
                 log.error("database unavailable: %s", exc.orig)
             except Exception:  # noqa: BLE001  one bad poll must not stop the sender (nor `tawasul up`)

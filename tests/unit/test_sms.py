@@ -26,8 +26,9 @@ MESSAGE = Message("+966551234567", "تواصل: تم حجز موعدك", "k-1", 
 
 
 def sms_settings(settings, url="http://127.0.0.1:9/send", **more):
-    return dataclasses.replace(settings, sms_gateway_url=url, sms_timeout=1.0, sms_lease_seconds=3.5,
-                               sms_retry_seconds=0.01, sms_retry_max_seconds=0.05, sms_max_attempts=3, **more)
+    config = dataclasses.replace(settings, sms_gateway_url=url, sms_timeout=1.0, sms_lease_seconds=3.5,
+                               sms_retry_seconds=0.01, sms_retry_max_seconds=0.05, sms_max_attempts=3)
+    return dataclasses.replace(config, **more)
 
 
 # --- backoff ---
@@ -367,3 +368,13 @@ def test_failed_messages_are_queued_again_by_the_command(settings):
         assert statuses(db) == {"refused": ("sent", 1), "fine": ("sent", 1)}
         assert set(fake.delivered) == {"refused", "fine"}
     db.dispose()
+
+
+def test_a_failing_gateway_gets_one_request_a_round(db, settings):
+    queue(db, "a", "b", "c")
+    with FakeGateway() as fake:
+        fake.plan = {"a": ["500"], "b": ["500"], "c": ["500"]}
+        config = sms_settings(settings, url=fake.url, sms_retry_seconds=60, sms_retry_max_seconds=60)
+        sender = Sender(config, db, Gateway(config))
+        assert sender.send_due(pause_on_retry=True) == 1 and len(fake.requests) == 1
+        assert sender.send_due() == 2 and len(fake.requests) == 3  # --once: every due message
