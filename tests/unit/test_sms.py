@@ -27,7 +27,7 @@ MESSAGE = Message("+966551234567", "تواصل: تم حجز موعدك", "k-1", 
 
 def sms_settings(settings, url="http://127.0.0.1:9/send", **more):
     config = dataclasses.replace(settings, sms_gateway_url=url, sms_timeout=1.0, sms_lease_seconds=3.5,
-                               sms_retry_seconds=0.01, sms_retry_max_seconds=0.05, sms_max_attempts=3)
+                                 sms_retry_seconds=0.01, sms_retry_max_seconds=0.05, sms_max_attempts=3)
     return dataclasses.replace(config, **more)
 
 
