@@ -189,6 +189,8 @@ def up(settings: Settings) -> int:
         # The call watcher files (and deletes) recorded messages; the web diffs and applies Asterisk's configuration.
         services.append(Service("call watcher", [*tawasul, "call", "watch"], env, logs / "calls.log",
                                 asterisk_group=True))
+        if settings.sms_gateway_url:  # else the outbox keeps its messages (demo: no gateway unless set)
+            services.append(Service("SMS sender", [*tawasul, "sms", "send"], env, logs / "sms.log"))
         web = Service("web app", [*tawasul, "web", "serve"], env, logs / "web.log", asterisk_group=True)
         services.append(web)
         _wait_until(lambda: _port_open(settings.agi_host, settings.agi_port), agi, "FastAGI server")
@@ -202,6 +204,7 @@ def up(settings: Settings) -> int:
         click.echo(f"  AMI            {settings.ami_host}:{settings.ami_port} (loopback, user {settings.ami_user})")
         click.echo(f"  Asterisk       {runtime.host_dir} (tawasul asterisk cli \"core show channels\")")
         click.echo(f"  phone profiles {settings.path('phones').resolve()}")
+        click.echo(f"  SMS            {settings.sms_gateway_url or 'no gateway set: messages stay in the outbox'}")
         click.echo(f"  logs           {logs.resolve()}")
         while not stop_requested.wait(0.5):
             for service in services:

@@ -327,9 +327,10 @@ class AuditEntry(Base):
 
 
 class OutboxMessage(Base):
-    """An SMS ready to send (no gateway yet): a sender picks the unsent ones and stamps `sent_at`."""
+    """An SMS to send; the sender (tawasul.sms.sender) claims it, sends it and marks it sent or failed."""
 
     __tablename__ = "outbox_message"
+    __table_args__ = (sa.Index("ix_outbox_message_due", "status", "due_at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     to: Mapped[str] = mapped_column(sa.String(20))  # E.164
     body: Mapped[str] = mapped_column(sa.Text)
@@ -338,6 +339,16 @@ class OutboxMessage(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
     appointment: Mapped[Appointment | None] = relationship()
+    # The idempotency key, sent to the gateway where it takes one; also what makes a reminder queued once.
+    key: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    status: Mapped[str] = mapped_column(sa.String(10), default="queued")  # queued, sending, sent, failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    # queued: not before this (a retry's backoff); sending: the claim's lease ends then.
+    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claim: Mapped[str] = mapped_column(sa.String(32), default="")  # the sender holding it
+    last_error: Mapped[str] = mapped_column(sa.String(300), default="")
+    provider_id: Mapped[str] = mapped_column(sa.String(64), default="")  # the gateway's message id
+    failed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class WaitlistStatus(str, enum.Enum):

@@ -72,6 +72,23 @@ class Settings:
     # add. 0: those headers are ignored, since any client could send them.
     web_proxies: int = 0
 
+    # SMS (tawasul/sms): the outbox is sent through an HTTP gateway. An empty URL: no sender runs.
+    # The gateway's credentials are in <state_dir>/secrets/sms-gateway (TOML, mode 0600), never here.
+    sms_gateway_url: str = ""
+    sms_request: str = "custom"  # unifonic-form, unifonic-json, taqnyat, msegat or custom
+    sms_body_template: str = ('{"to": {{ to|tojson }}, "body": {{ body|tojson }}, '
+                              '"sender": {{ sender|tojson }}, "key": {{ key|tojson }}}')  # custom only (Jinja2)
+    sms_content_type: str = "application/json"  # custom only
+    sms_headers: str = ""  # custom only: "Name: value" lines (Jinja2, e.g. {{ secret.token }})
+    sms_sender_id: str = ""
+    sms_max_attempts: int = 8
+    sms_timeout: float = 10.0       # seconds, each of connect, write and read
+    sms_retry_seconds: float = 30.0  # the first retry's delay; doubled for each further try, with jitter
+    sms_retry_max_seconds: float = 3600.0
+    sms_lease_seconds: float = 120.0  # a message being sent is another sender's to retry after this
+    sms_poll_seconds: float = 3.0
+    sms_reminders: str = "24h,1h"  # before each booked session; empty: no reminders
+
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.state_dir.resolve() / 'tawasul.db'}"
@@ -124,6 +141,11 @@ def _coerce(name: str, raw, target_type):
             return int(raw)
         except (TypeError, ValueError):
             raise SettingsError(f"{name}: expected a whole number, got {raw!r}") from None
+    if target_type is float or target_type == "float":
+        try:
+            return float(raw)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{name}: expected a number, got {raw!r}") from None
     if target_type is Path or target_type == "Path":
         return Path(raw)
     return str(raw)

@@ -6,7 +6,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from tawasul import audit
+from tawasul import audit, outbox
 from tawasul.models import Appointment, Citizen, Department, Ticket, TicketEvent, TicketKind, TicketStatus
 from tawasul.references import new_reference
 from tawasul.validation import Conflict, InvalidInput
@@ -51,6 +51,7 @@ def move(session: Session, ticket: Ticket, to: TicketStatus, actor: str, note: s
                                       note=(note or "")[:1000], actor=actor))
     ticket.status = to
     audit.record(session, actor, "ticket.move", ticket, to=to.value)
+    outbox.notify_ticket(session, ticket)
 
 
 def overdue(session: Session, today: dt.date) -> list[Ticket]:

@@ -1,7 +1,8 @@
 """The centre status board (staff and IT): every device's registration (status, round-trip time,
 user agent, TLS contact, expiry, last seen), codecs and TLS/SRTP state as Asterisk reports them;
 an alert for each centre with a session in the next 30 minutes and no registered phone; and a
-one-click test call (echo) to a device. When AMI cannot be reached the page says so.
+one-click test call (echo) to a device. When AMI cannot be reached the page says so. SMS messages
+that failed for good (tawasul.sms) are counted, the latest few shown with their reason.
 
 "Last seen" is now for a registered device, else when the call watcher last saw it registered
 (tawasul.livestate keeps it across Asterisk restarts; every web process reads the same row).
@@ -18,7 +19,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import selectinload
 
-from tawasul import ami, audit, board as rules, livestate
+from tawasul import ami, audit, board as rules, livestate, outbox
 from tawasul.models import Appointment, AppointmentKind, AppointmentStatus, Device, DeviceKind, Role, utcnow
 from web import db_of, settings_of
 from web.auth import roles_required
@@ -58,6 +59,9 @@ def _snapshot() -> dict:
         upcoming = [rules.Upcoming(a.reference, a.centre.code, a.slot_start, tuple(phones.get(a.centre_id, ())))
                     for a in appointments]
         seen = livestate.load(session)[1].get("seen", {})
+        sms_failed, sms_latest = outbox.failures(session)
+        sms_latest = [dict(to=masked(m.to), reason=m.last_error, at=m.failed_at, attempts=m.attempts)
+                      for m in sms_latest]
     registrations, ami_error = {}, None
     try:
         registrations = rules.read_registrations(settings_of(app), _secret(), [r["sip_user"] for r in rows])
@@ -71,7 +75,13 @@ def _snapshot() -> dict:
     alerts = rules.alerts(registrations, upcoming, now) if not ami_error else [
         rules.Alert(u.centre_code, u.reference, u.slot_start, max(0, int((u.slot_start - now).total_seconds() // 60)),
                     u.sip_users) for u in upcoming]
-    return {"rows": rows, "alerts": alerts, "ami_error": ami_error, "now": now}
+    return {"rows": rows, "alerts": alerts, "ami_error": ami_error, "now": now,
+            "sms_failed": sms_failed, "sms_latest": sms_latest}
+
+
+def masked(mobile: str) -> str:
+    """+966551234567 -> +9665•••••567: enough for IT to tell messages apart, no more."""
+    return mobile[:5] + "•" * max(0, len(mobile) - 8) + mobile[-3:]
 
 
 @bp.get("/")

@@ -9,8 +9,11 @@ import urllib.request
 import pytest
 
 from provisioning import runtime as asterisk_runtime
+from tawasul import outbox
+from tawasul.db import Database
 from tests.asterisk_fixture import assert_stopped_clean, instance_pids, make_settings
-from tests.live import free_port, tawasul
+from tests.live import free_port, tawasul, wait_for
+from tests.sms_gateway import FakeGateway
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +29,7 @@ def start_up(state, ports):
             break
         lines.append(line)
         if "Ctrl-C stops it" in line:
-            for _ in range(7):
+            for _ in range(8):
                 lines.append(process.stdout.readline())
             return process, "".join(lines)
     process.kill()
@@ -60,13 +63,22 @@ def test_up_runs_everything_and_sigterm_leaves_nothing_behind(service_tmp):
         with pytest.raises(OSError):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
 
-    # A second run keeps the data: no new accounts, the same database.
-    process, banner = start_up(state, ports)
-    try:
-        assert "Demo region seeded" not in banner
-    finally:
-        process.send_signal(signal.SIGINT)
-        assert process.wait(30) == 0
+    assert "SMS            no gateway set" in banner  # demo: no SMS sender unless a gateway is set
+
+    # A second run keeps the data: no new accounts, the same database. With a gateway set, the SMS
+    # sender runs too and sends what the outbox holds.
+    database = Database(settings.db_url)
+    with database.write() as session:
+        outbox.queue(session, "+966551234567", "تواصل: تجربة", key="up-test")
+    database.dispose()
+    with FakeGateway() as gateway:
+        process, banner = start_up(state, {**ports, "sms_gateway_url": gateway.url})
+        try:
+            assert "Demo region seeded" not in banner and f"SMS            {gateway.url}" in banner
+            wait_for(lambda: "up-test" in gateway.delivered, 30, "the queued SMS at the gateway")
+        finally:
+            process.send_signal(signal.SIGINT)
+            assert process.wait(30) == 0
     assert_stopped_clean(runtime)
     runtime.destroy()
 

@@ -1,0 +1,1 @@
+"""SMS: the outbox's sender through an HTTP gateway (gateway, sender), reminders, the `tawasul sms` commands."""
