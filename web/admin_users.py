@@ -13,10 +13,11 @@ from wtforms import SelectField, StringField
 from wtforms import SelectChoice as choice
 from wtforms.validators import DataRequired, Length
 
+from provisioning import console_endpoint
 from tawasul import users
 from tawasul.models import Role, User
 from tawasul.validation import InvalidInput
-from web import db_of
+from web import db_of, settings_of
 from web.auth import roles_required
 
 bp = Blueprint("admin_users", __name__)
@@ -72,22 +73,26 @@ def index():
     return _page(handed_over={"username": name, "password": password, "new": True})
 
 
-def _change(user_id: int, change):
+def _change(user_id: int, change, ends_sessions: bool = True):
     """Apply `change(db, user)` to another user's account; a refusal is flashed."""
     if not ActionForm().validate_on_submit():
         abort(400)
+    if user_id == current_user.id:
+        flash(_("This is your own account: use “Change my password”, or ask another IT administrator."), "error")
+        return None
     try:
         with db_of(current_app).write() as db:
             user = db.get(User, user_id)
             if user is None:
                 abort(404)
-            if user.id == current_user.id:
-                raise InvalidInput("username", _("is your own account: use “Change my password”, "
-                                                 "or ask another IT administrator"))
-            return change(db, user)
+            name, was_governor_office = user.username, user.role is Role.GOVERNOR_OFFICE
+            result = change(db, user)
     except InvalidInput as exc:
-        flash(_(exc.message), "error")
+        flash(f"{name}: {_(exc.message)}", "error")
         return None
+    if was_governor_office and ends_sessions:  # as at sign-out: the console's video ends with the sessions
+        console_endpoint.revoke(settings_of(current_app))
+    return result
 
 
 @bp.post("/admin/users/<int:user_id>/password")
@@ -105,7 +110,8 @@ def reset_password(user_id):
 @roles_required(*IT)
 def set_active(user_id):
     active = request.form.get("active") == "1"
-    if _change(user_id, lambda db, user: users.set_active(db, user, active, current_user.username) or True):
+    if _change(user_id, lambda db, user: users.set_active(db, user, active, current_user.username) or True,
+               ends_sessions=not active):
         flash(_l("Account enabled.") if active else _l("Account disabled; its sessions have ended."), "success")
     return redirect(url_for(".index"))
 
