@@ -71,7 +71,7 @@ def load_user(user_id: str) -> SignedIn | None:
     now = int(time.time())
     seen = session.get(SEEN)
     idle = settings_of(current_app).session_idle_minutes * 60
-    if not user_id.isdigit() or not isinstance(seen, int) or not 0 <= now - seen <= idle:
+    if not user_id.isdigit() or not isinstance(seen, int) or now - seen > idle:
         _forget_user()
         return None
     with db_of(current_app).read() as db:

@@ -243,3 +243,12 @@ def test_a_session_version_bump_is_kept_in_the_database(db):
     with db.read() as session:
         assert session.scalar(sa.select(User.session_version).where(User.username == "clerk")) == 1
         assert session.scalars(sa.select(AuditEntry.action)).all() == ["user.create"]
+
+
+def test_session_idle_minutes_defaults_to_30_and_refuses_less_than_one(tmp_path):
+    from tawasul.settings import SettingsError, load
+
+    assert load({"state_dir": tmp_path}, environ={}).session_idle_minutes == 30
+    assert load({"state_dir": tmp_path}, environ={"TAWASUL_SESSION_IDLE_MINUTES": "480"}).session_idle_minutes == 480
+    with pytest.raises(SettingsError, match="session_idle_minutes"):
+        load({"state_dir": tmp_path}, environ={"TAWASUL_SESSION_IDLE_MINUTES": "0"})
