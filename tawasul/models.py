@@ -307,8 +307,26 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(sa.String(300))
     role: Mapped[Role] = mapped_column(_enum(Role))
     active: Mapped[bool] = mapped_column(default=True)
-    failed_logins: Mapped[int] = mapped_column(default=0)
-    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Set when IT hands over a generated password: the user must choose their own before anything else.
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # Kept in each signed-in session and compared on every request: bumping it ends every session.
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Failed sign-ins from elsewhere do not slow this account down from where it last signed in.
+    last_login_address: Mapped[str | None] = mapped_column(sa.String(45))
+
+
+class LoginFailure(Base):
+    """A failed sign-in: the name typed (an account or not) and the client's address, kept for a week
+    to slow down guessing (tawasul.users.throttle) and to show IT."""
+
+    __tablename__ = "login_failure"
+    __table_args__ = (sa.Index("ix_login_failure_username_at", "username", "at"),
+                      sa.Index("ix_login_failure_address_at", "address", "at"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    username: Mapped[str] = mapped_column(sa.String(60))
+    address: Mapped[str] = mapped_column(sa.String(45))
 
 
 class AuditEntry(Base):

@@ -71,6 +71,8 @@ class Settings:
     # and scheme are then read from the X-Forwarded-For and X-Forwarded-Proto headers that many proxies
     # add. 0: those headers are ignored, since any client could send them.
     web_proxies: int = 0
+    # A signed-in web session ends after this many minutes without a request.
+    session_idle_minutes: int = 30
 
     # SMS (tawasul/sms): the outbox is sent through an HTTP gateway. An empty URL: no sender runs.
     # The gateway's credentials are in <state_dir>/secrets/sms-gateway (TOML, mode 0600), never here.
@@ -182,6 +184,8 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> Settings
                 merged[name] = _coerce(name, raw, known[name])
     if merged.get("web_proxies", 0) < 0:
         raise SettingsError(f"web_proxies: expected 0 or more, got {merged['web_proxies']}")
+    if merged.get("session_idle_minutes", 1) < 1:
+        raise SettingsError(f"session_idle_minutes: expected 1 or more, got {merged['session_idle_minutes']}")
     return dataclasses.replace(Settings(), **merged)
 
 

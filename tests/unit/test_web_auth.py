@@ -1,4 +1,4 @@
-"""Sign-in, lockout, CSRF, roles on every route, language and error pages (Flask test client)."""
+"""Sign-in, its throttle, CSRF, roles on every route, language and error pages (Flask test client)."""
 import re
 
 import pytest
@@ -10,9 +10,9 @@ from tests.conftest import csrf_token
 ROLE_OF = {"staff": Role.STAFF, "governor_office": Role.GOVERNOR_OFFICE, "it_admin": Role.IT_ADMIN}
 
 
-def post_login(client, username, password, token=None):
+def post_login(client, username, password, token=None, address="127.0.0.1"):
     return client.post("/login", data={"csrf_token": token or csrf_token(client), "username": username,
-                                       "password": password})
+                                       "password": password}, environ_base={"REMOTE_ADDR": address})
 
 
 def test_sign_in_and_out(web_app, client):
@@ -33,12 +33,18 @@ def test_wrong_password_is_refused_without_saying_which_part_was_wrong(web_app, 
     assert wrong.get_data(as_text=True).count("غير صحيحة") == unknown.get_data(as_text=True).count("غير صحيحة")
 
 
-def test_five_failures_lock_the_account_even_for_the_right_password(web_app, client):
-    for _ in range(5):
-        post_login(client, "it_admin", "wrong-password")
-    assert post_login(client, "it_admin", web_app.demo_passwords["it_admin"]).status_code == 401
+def test_five_failures_make_the_name_wait_whether_or_not_it_is_an_account(web_app, client):
+    """No lockout (tests/unit/test_users.py has the throttle's rules): a wait, said the same way."""
+    pages = []
+    for username, address in (("it_admin", "10.0.0.1"), ("no_such_account", "10.0.0.2")):
+        for _ in range(5):
+            assert post_login(client, username, "wrong-password", address=address).status_code == 401
+        waiting = post_login(client, username, web_app.demo_passwords["it_admin"], address=address)
+        assert waiting.status_code == 429 and 0 < int(waiting.headers["Retry-After"]) <= 15
+        pages.append(re.sub(r"\d+|value=\"[^\"]*\"", "", waiting.get_data(as_text=True)))  # the name typed, the token
+    assert "حاول مرة أخرى بعد" in pages[0] and pages[0] == pages[1]
     with web_app.extensions["tawasul.db"].read() as session:
-        assert "user.locked" in session.scalars(sa.select(AuditEntry.action)).all()
+        assert "user.login" not in session.scalars(sa.select(AuditEntry.action)).all()
 
 
 def test_sign_in_without_the_csrf_token_is_refused(web_app, client):
@@ -47,7 +53,7 @@ def test_sign_in_without_the_csrf_token_is_refused(web_app, client):
 
 
 def test_sign_in_is_rate_limited_per_address(web_app, client):
-    statuses = [post_login(client, "nobody", "x" * 12).status_code for _ in range(12)]
+    statuses = [post_login(client, f"nobody{i}", "x" * 12).status_code for i in range(12)]
     assert statuses[:10] == [401] * 10 and statuses[10:] == [429, 429]
     assert "طلبات كثيرة" in post_login(client, "nobody", "x" * 12).get_data(as_text=True)
 
