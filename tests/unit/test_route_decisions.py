@@ -17,6 +17,7 @@ OPEN_ROUTES = {
 # Routes with a decision of their own, not a role list.
 OWN_DECISION = {
     "auth.logout": "any signed-in user (login_required)",
+    "auth.change_password": "any signed-in user, for their own password (login_required)",
     "provisioning.profile": "a phone's own provisioning credentials",
     "provisioning.ca_certificate": "the deployment CA's public certificate, for phones",
 }
