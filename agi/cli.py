@@ -14,7 +14,7 @@ import uvloop
 from agi import server
 from agi.call import HandlerContext, SQLiteReader
 from agi.routes import ROUTES
-from tawasul import settings as settings_module
+from tawasul import logs, settings as settings_module
 from tawasul.db import make_engine
 from tawasul.settings import Settings, SettingsError
 
@@ -30,8 +30,7 @@ def _raise_open_files_limit(wanted: int) -> None:
 
 
 def run_server(settings: Settings, host: str, port: int) -> None:
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings)
     # A line a call: what the format does not show is not gathered (the caller's file and line take a stack walk).
     logging._srcfile = None  # the logging HOWTO's "Optimization" switch
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False

@@ -252,12 +252,11 @@ def call_next(settings: Settings):
 def call_watch(settings: Settings):
     """Record every call from Asterisk's events (runs until stopped)."""
     import asyncio
-    import logging
     import signal
 
-    from tawasul import ami, callwatch
+    from tawasul import ami, callwatch, logs
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logs.configure(settings, text_format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     async def run():
         stop = asyncio.Event()

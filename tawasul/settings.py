@@ -59,6 +59,12 @@ class Settings:
     # and scheme are then read from the X-Forwarded-For and X-Forwarded-Proto headers that many proxies
     # add. 0: those headers are ignored, since any client could send them.
     web_proxies: int = 0
+    # "text", or "json": every process logs one JSON object a line (tawasul/logs.py).
+    log_format: str = "text"
+    # Prometheus metrics of the FastAGI server and of the call watcher, each on its own port on 127.0.0.1
+    # (0: off). The web serves its own at /metrics (web/metrics.py).
+    agi_metrics_port: int = 0
+    callwatch_metrics_port: int = 0
 
     @property
     def db_url(self) -> str:
@@ -142,6 +148,8 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> Settings
                 merged[name] = _coerce(name, raw, known[name])
     if merged.get("web_proxies", 0) < 0:
         raise SettingsError(f"web_proxies: expected 0 or more, got {merged['web_proxies']}")
+    if merged.get("log_format", "text") not in ("text", "json"):
+        raise SettingsError(f"log_format: expected text or json, got {merged['log_format']!r}")
     return dataclasses.replace(Settings(), **merged)
 
 
