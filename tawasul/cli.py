@@ -254,7 +254,7 @@ def call_watch(settings: Settings):
     import asyncio
     import signal
 
-    from tawasul import ami, callwatch, logs
+    from tawasul import ami, callwatch, logs, metrics
 
     logs.configure(settings, text_format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
@@ -264,7 +264,10 @@ def call_watch(settings: Settings):
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)
         await callwatch.watch(settings, ami.secret(settings), stop)
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except metrics.MetricsUnavailable as exc:
+        fail(str(exc), code=1)
 
 
 def _add_plugin_commands() -> None:
