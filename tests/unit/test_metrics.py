@@ -3,17 +3,12 @@ after real FastAGI exchanges, the web (gunicorn, two workers) after queueing an 
 stream, the call watcher against an AMI that drops its connection."""
 from __future__ import annotations
 
-import dataclasses
 import http.cookiejar
 import json
-import os
 import re
-import signal
 import socket
 import subprocess
-import sys
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
