@@ -128,21 +128,28 @@ def _has_tables(url: str) -> bool:
         engine.dispose()
 
 
-def restore_database(url: str, kind: str, dump: Path, force: bool) -> None:
+def check_database_target(url: str, kind: str, force: bool) -> None:
+    """Refuse a target of another kind, or one that holds data, unless forced (before anything is written)."""
     if database_kind(url) != kind:
         raise InvalidInput("database_url", f"the backup holds a {kind} database and the configured one is "
                                            f"{database_kind(url)}: set database_url to a {kind} database")
     if kind == "postgresql":
         if _has_tables(url) and not force:
             raise InvalidInput("database", "the configured database is not empty (give --force to replace it)")
+        return
+    target = sqlite_file(url)
+    if not target:
+        raise InvalidInput("database_url", "an in-memory database cannot be restored into")
+    if Path(target).exists() and not force:
+        raise InvalidInput("database", f"{target} exists (give --force to replace it)")
+
+
+def restore_database(url: str, kind: str, dump: Path) -> None:
+    if kind == "postgresql":  # one transaction: on any error the database is left as it was
         _run(["pg_restore", "--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction",
               "--exit-on-error", "--dbname", pg_environ(url)["PGDATABASE"], str(dump)], url)
         return
-    target = Path(sqlite_file(url) or "")
-    if not target.name:
-        raise InvalidInput("database_url", "an in-memory database cannot be restored into")
-    if target.exists() and not force:
-        raise InvalidInput("database", f"{target} exists (give --force to replace it)")
+    target = Path(sqlite_file(url))
     target.parent.mkdir(parents=True, exist_ok=True)
     incoming = target.with_name(f".{target.name}.restoring")
     shutil.copyfile(dump, incoming)
@@ -300,8 +307,15 @@ def restore(settings: Settings, archive: Path, passphrase: str, force: bool = Fa
     try:
         manifest = unpack(archive, passphrase, staging)
         database = manifest["database"]
+        check_database_target(settings.db_url, database["kind"], force)
+        created = not state_dir.exists()
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        restore_database(settings.db_url, database["kind"], staging / database["file"], force)
+        try:
+            restore_database(settings.db_url, database["kind"], staging / database["file"])
+        except BaseException:
+            if created:
+                shutil.rmtree(state_dir, ignore_errors=True)
+            raise
         for name in FOLDERS:
             _put_folder(staging / name, state_dir / name)
         for name in FILES:

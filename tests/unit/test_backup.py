@@ -157,7 +157,13 @@ def test_a_backup_taken_under_write_traffic_restores_every_earlier_booking(runni
     if not db_url.startswith("sqlite"):
         assert not sa.inspect(sa.create_engine(target_url)).get_table_names()
 
+    # Into a database that holds data (here the backed-up one): refused, and no state folder is made.
     (tmp_path / "pass").write_text(PASSPHRASE + "\n")
+    occupied = tawasul("restore", str(archive), "--passphrase-file", str(tmp_path / "pass"),
+                       env={**restored_env, "TAWASUL_DATABASE_URL": db_url})
+    assert occupied.returncode == 2 and "give --force to replace it" in occupied.stderr, occupied.stderr
+    assert not restored.state_dir.exists()
+
     done = tawasul("restore", str(archive), "--passphrase-file", str(tmp_path / "pass"), env=restored_env)
     assert done.returncode == 0, done.stderr
     found = references(target_url)
