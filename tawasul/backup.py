@@ -197,7 +197,10 @@ def create(settings: Settings, out: Path, passphrase: str) -> dict:
     if len(passphrase) < sealed.MIN_PASSPHRASE:
         raise InvalidInput("passphrase", f"at least {sealed.MIN_PASSPHRASE} characters, please")
     state_dir = Path(settings.state_dir)
-    work = Path(tempfile.mkdtemp(prefix=".tawasul-backup-", dir=out.parent))  # mode 0700
+    state_dir.mkdir(parents=True, exist_ok=True)
+    # The database's plain copy waits in the state folder, beside the database itself, never beside the
+    # backups (which may be a share that is copied elsewhere).
+    work = Path(tempfile.mkdtemp(prefix=".backup-", dir=state_dir))  # mode 0700
     partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
     try:
         kind, dump, revision = dump_database(settings.db_url, work)

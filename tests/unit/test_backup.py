@@ -141,6 +141,7 @@ def test_a_backup_taken_under_write_traffic_restores_every_earlier_booking(runni
     assert mode(archive) == 0o600
     assert b"device.key" not in archive.read_bytes() and b"BEGIN" not in archive.read_bytes()  # sealed
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
+    assert not list(settings.state_dir.glob(".backup-*"))
 
     restored = dataclasses.replace(settings, state_dir=tmp_path / "restored")
     target_url = (restored.db_url if db_url.startswith("sqlite")
