@@ -11,10 +11,10 @@ import click
 import sqlalchemy as sa
 import uvloop
 
-from agi import server
+from agi import metrics, server
 from agi.call import HandlerContext, SQLiteReader
 from agi.routes import ROUTES
-from tawasul import settings as settings_module
+from tawasul import logs, metrics as metrics_http, settings as settings_module
 from tawasul.db import make_engine
 from tawasul.settings import Settings, SettingsError
 
@@ -30,12 +30,13 @@ def _raise_open_files_limit(wanted: int) -> None:
 
 
 def run_server(settings: Settings, host: str, port: int) -> None:
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings)
     # A line a call: what the format does not show is not gathered (the caller's file and line take a stack walk).
     logging._srcfile = None  # the logging HOWTO's "Optimization" switch
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     _raise_open_files_limit(server.MAX_CONNECTIONS + 256)
+    if settings.agi_metrics_port:
+        metrics_http.serve(settings.agi_metrics_port, metrics.REGISTRY, "FastAGI")
     url = sa.engine.make_url(settings.db_url)
     log.info("agi: database %s", url.render_as_string(hide_password=True))
     # SQLite: reads on the event loop, on one kept connection; anything else (over the network, it may
@@ -81,6 +82,9 @@ def serve(ctx, host, port):
             sys.exit(2)
     try:
         run_server(settings, host or settings.agi_host, settings.agi_port if port is None else port)
+    except metrics_http.MetricsUnavailable as exc:
+        click.echo(f"tawasul: agi: {exc}", err=True)
+        sys.exit(1)
     except OSError as exc:  # e.g. the port is taken
         click.echo(f"tawasul: agi: cannot listen on {host or settings.agi_host}:"
                    f"{settings.agi_port if port is None else port}: {exc.strerror or exc}", err=True)

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from panoramisk.fast_agi import Application, Request
 from panoramisk.utils import parse_agi_result
 
-from agi import variables as v
+from agi import metrics, variables as v
 from agi.call import AgiCall, AgiCommandFailed, AgiHangup, Decision, HandlerContext
 
 log = logging.getLogger("agi.server")
@@ -123,6 +123,7 @@ class AgiServer(Application):
     async def handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.active >= self.max_connections:
             log.warning("agi: %s rejected: %d connections already open", _peer(writer), self.active)
+            metrics.REJECTED.inc()
             writer.transport.abort()
             return
         self.active += 1
@@ -142,6 +143,7 @@ class AgiServer(Application):
                 app=self, headers=headers, reader=reader, writer=writer, encoding=self.default_encoding)))
         except Rejected as exc:
             log.warning("agi: %s rejected: %s", _peer(writer), exc)
+            metrics.REJECTED.inc()
         finally:
             self.active -= 1
             self.tasks.discard(task)
@@ -188,6 +190,7 @@ class AgiServer(Application):
                 raise TypeError(f"{script} returned {decision!r}, not a Decision")
         except AgiHangup as exc:
             log.info("agi: %s %s: channel gone before a decision (%s)", script, _who(call), exc)
+            metrics.decided(script, "none", "hangup", time.monotonic() - started)
             return
         except AgiCommandFailed as exc:
             log.error("agi: %s %s: Asterisk refused a command: %s", script, _who(call), exc)
@@ -199,7 +202,9 @@ class AgiServer(Application):
             await call.set_variables(decision.variables())
         except (AgiHangup, AgiCommandFailed) as exc:
             log.info("agi: %s %s: could not set the decision (%s)", script, _who(call), exc)
+            metrics.decided(script, "none", "hangup", time.monotonic() - started)
             return
+        metrics.decided(script, decision.decision, decision.reason, time.monotonic() - started)
         log.info("agi: %s %s -> %s %s%s (%.0f ms)", script, _who(call), decision.decision, decision.reason,
                  f" appointment={decision.appointment_id}" if decision.appointment_id else "",
                  (time.monotonic() - started) * 1000)

@@ -53,6 +53,7 @@ class AmiClient:
         self._logged_in = asyncio.Event()
         self._subscribers: list[tuple[asyncio.Queue, object]] = []  # (queue, wanted or None)
         self.dropped_events = 0
+        self.logins = 0  # the first, then one a reconnection
 
     @classmethod
     def for_settings(cls, settings, secret: str, **kwargs) -> "AmiClient":
@@ -140,6 +141,7 @@ class AmiClient:
         self._publish(event)
 
     def _on_login(self, _manager) -> None:
+        self.logins += 1
         self._logged_in.set()
         self._publish(Message({"Event": RESYNC}))
 

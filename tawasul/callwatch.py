@@ -32,6 +32,7 @@ class CallWatcher:
         self.db, self.client, self.clock, self.state_dir = db, client, clock, state_dir
         # before connecting: the first login's resync is not missed
         self.queue = client.subscribe(wanted=self.wanted)
+        self.failed_events = 0
 
     @staticmethod
     def wanted(event) -> bool:
@@ -104,6 +105,7 @@ class CallWatcher:
         except AmiUnavailable as exc:
             log.warning("could not reconcile yet: %s", exc)
         except Exception:  # one bad event must not stop the watcher
+            self.failed_events += 1
             log.exception("call event %s could not be recorded", event.get("Event"))
 
 
@@ -114,6 +116,8 @@ async def watch(settings, secret: str, stop: asyncio.Event) -> None:
     watcher = CallWatcher(db, client, state_dir=Path(settings.state_dir))
     from tawasul.livestate import LiveStateService
     live = LiveStateService(db, client)  # the console's live state, from the same connection
+    metrics_server = serve_metrics(settings.callwatch_metrics_port, client, watcher) \
+        if settings.callwatch_metrics_port else None
     try:
         while not stop.is_set():
             try:
@@ -126,3 +130,24 @@ async def watch(settings, secret: str, stop: asyncio.Event) -> None:
     finally:
         client.close()
         db.dispose()
+        if metrics_server is not None:
+            metrics_server.shutdown()
+
+
+def serve_metrics(port: int, client: AmiClient, watcher: CallWatcher):
+    """The call watcher's metrics (tawasul.metrics), read from the AMI client and the watcher at scrape time."""
+    from prometheus_client import CollectorRegistry
+
+    from tawasul import metrics
+
+    registry = CollectorRegistry()
+    registry.register(metrics.Readings([
+        ("gauge", "tawasul_ami_connected", "1 while logged in to Asterisk's AMI.", lambda: client.connected),
+        ("counter", "tawasul_ami_reconnects", "AMI logins after the first (the connection was lost).",
+         lambda: max(client.logins - 1, 0)),
+        ("counter", "tawasul_ami_events_dropped", "AMI events dropped because a subscriber's queue was full.",
+         lambda: client.dropped_events),
+        ("counter", "tawasul_callwatch_events_failed", "Call events that could not be recorded.",
+         lambda: watcher.failed_events),
+    ]))
+    return metrics.serve(port, registry, "call watcher")

@@ -253,12 +253,11 @@ def call_next(settings: Settings):
 def call_watch(settings: Settings):
     """Record every call from Asterisk's events (runs until stopped)."""
     import asyncio
-    import logging
     import signal
 
-    from tawasul import ami, callwatch
+    from tawasul import ami, callwatch, logs, metrics
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logs.configure(settings, text_format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     async def run():
         stop = asyncio.Event()
@@ -266,7 +265,10 @@ def call_watch(settings: Settings):
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)
         await callwatch.watch(settings, ami.secret(settings), stop)
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except metrics.MetricsUnavailable as exc:
+        fail(str(exc), code=1)
 
 
 def _add_plugin_commands() -> None:

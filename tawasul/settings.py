@@ -90,6 +90,12 @@ class Settings:
     sms_lease_seconds: float = 120.0  # a message being sent is another sender's to retry after this
     sms_poll_seconds: float = 3.0
     sms_reminders: str = "24h,1h"  # before each booked session; empty: no reminders
+    # "text", or "json": every process logs one JSON object a line (tawasul/logs.py).
+    log_format: str = "text"
+    # Prometheus metrics of the FastAGI server and of the call watcher, each on its own port on 127.0.0.1
+    # (0: off). The web serves its own at /metrics (web/metrics.py).
+    agi_metrics_port: int = 0
+    callwatch_metrics_port: int = 0
 
     @property
     def db_url(self) -> str:
@@ -186,6 +192,8 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> Settings
         raise SettingsError(f"web_proxies: expected 0 or more, got {merged['web_proxies']}")
     if merged.get("session_idle_minutes", 1) < 1:
         raise SettingsError(f"session_idle_minutes: expected 1 or more, got {merged['session_idle_minutes']}")
+    if merged.get("log_format", "text") not in ("text", "json"):
+        raise SettingsError(f"log_format: expected text or json, got {merged['log_format']!r}")
     return dataclasses.replace(Settings(), **merged)
 
 

@@ -67,6 +67,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(reports.bp)  # reports and CSV export (web/reports.py)
     from web import console; app.register_blueprint(console.bp)  # the governor's console (web/console.py)
     from web import admin_users; app.register_blueprint(admin_users.bp)  # IT's accounts page (web/admin_users.py)
+    from web import metrics; app.register_blueprint(metrics.bp)  # /metrics for Prometheus (web/metrics.py)
 
     @app.after_request
     def security_headers(response):

@@ -55,7 +55,7 @@ from tawasul.models import (
     Ticket,
 )
 from tawasul.validation import InvalidInput
-from web import CSP, db_of, settings_of
+from web import CSP, db_of, metrics, settings_of
 from web.auth import roles_required
 
 bp = Blueprint("console", __name__, url_prefix="/console")
@@ -188,10 +188,12 @@ def stream():
             return Response("retry: 3000\n\n", status=503, mimetype="text/event-stream",
                             headers={"Retry-After": "3"})
         streams["open"] += 1
+        metrics.STREAMS.inc()
 
     def release():
         with _streams_lock:
             streams["open"] -= 1
+            metrics.STREAMS.dec()
     db = db_of(current_app)
     poll, lifetime = config("CONSOLE_POLL_SECONDS"), config("CONSOLE_STREAM_SECONDS")
 

@@ -103,6 +103,13 @@ def test_behind_nginx_each_client_has_its_own_rate_limit_and_forms_work_over_htt
         # Over HTTPS (X-Forwarded-Proto) Flask-WTF also checks the Referer against the host: nginx must
         # pass the Host with its port. 404 is "no such request"; a refused form would be 400.
         assert _track_form(https_port) == 404
+        # /metrics: never through the proxy, even from this machine; straight to the web, yes.
+        proxied = _https(https_port)
+        proxied.request("GET", "/metrics")
+        assert proxied.getresponse().status == 404
+        direct = http.client.HTTPConnection("127.0.0.1", web_port, timeout=10)
+        direct.request("GET", "/metrics")
+        assert direct.getresponse().status == 200
     finally:
         stop(nginx)
         stop(web)
