@@ -20,6 +20,7 @@ OWN_DECISION = {
     "auth.change_password": "any signed-in user, for their own password (login_required)",
     "provisioning.profile": "a phone's own provisioning credentials",
     "provisioning.ca_certificate": "the deployment CA's public certificate, for phones",
+    "metrics.metrics": "loopback without proxy headers, or the bearer token in secrets/metrics-token",
 }
 
 
