@@ -29,18 +29,25 @@ STREAMS = Gauge("tawasul_console_streams_open", "The governor's console event st
 
 
 class OutboxCollector:
-    """The SMS outbox, counted at scrape time: a message is unsent until a sender stamps its sent_at."""
+    """The SMS outbox, counted at scrape time: messages waiting (queued or being sent) and failed for good."""
+
+    WAITING = ("queued", "sending")
 
     def __init__(self, db):
         self.db = db
 
     def collect(self):
         with self.db.read_one() as connection:
-            count, oldest = connection.execute(
-                sa.select(sa.func.count(), sa.func.min(OutboxMessage.created_at))
-                .where(OutboxMessage.sent_at.is_(None))).one()
+            counts = dict(connection.execute(
+                sa.select(OutboxMessage.status, sa.func.count()).where(OutboxMessage.status != "sent")
+                .group_by(OutboxMessage.status)).all())
+            oldest = connection.execute(sa.select(sa.func.min(OutboxMessage.created_at)).where(
+                OutboxMessage.status.in_(self.WAITING))).scalar()
         yield GaugeMetricFamily("tawasul_outbox_unsent_messages", "SMS messages queued and not sent yet.",
-                                value=count)
+                                value=sum(counts.get(status, 0) for status in self.WAITING))
+        yield GaugeMetricFamily("tawasul_outbox_failed_messages",
+                                "SMS messages the gateway refused, or that failed every try.",
+                                value=counts.get("failed", 0))
         age = 0.0
         if oldest is not None:  # naive UTC from a plain select
             age = (dt.datetime.now(dt.UTC) - oldest.replace(tzinfo=dt.UTC)).total_seconds()

@@ -14,10 +14,12 @@ import urllib.parse
 import urllib.request
 
 import pytest
+import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from tawasul import demo, outbox
 from tawasul.db import Database, upgrade
+from tawasul.models import OutboxMessage
 from tests.live import free_port, stop, tawasul, wait_for, wait_http
 from tests.unit.test_agi_server import agi_call
 
@@ -123,6 +125,11 @@ def test_web_metrics_count_the_outbox_and_every_workers_console_streams(seeded, 
         with database.write() as session:
             outbox.queue(session, "+966551234567", "تواصل: رسالة تجريبية")
         assert scrape(f"{base}/metrics")[unsent] == before[unsent] + 1
+        failed = ("tawasul_outbox_failed_messages", ())
+        with database.write() as session:  # as the sender marks a message the gateway refused
+            session.execute(sa.update(OutboxMessage).values(status="failed"))
+        after = scrape(f"{base}/metrics")
+        assert after[failed] == before[failed] + before[unsent] + 1 and after[unsent] == 0
 
         # Not for a request a proxy forwarded, unless it carries the token.
         with pytest.raises(urllib.error.HTTPError) as refused:
