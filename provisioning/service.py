@@ -74,14 +74,17 @@ def service():
 @guarded
 def install(settings, prefix):
     """Write the systemd units and the logrotate file for this state folder. Into / (as root), also
-    make the system users, the database, certificates and Asterisk's configuration, and close the
-    state folder to everyone but `tawasul`."""
+    make the system users, Asterisk's instance folders, the certificates and the prompts, and close
+    the state folder to everyone but `tawasul`. The database is left to the services' own user:
+    tawasul-migrate upgrades it and renders Asterisk's configuration from it (as `tawasul`, which a
+    PostgreSQL role of that name lets in by peer authentication, with no password anywhere)."""
     real = prefix.resolve() == Path("/")
     if real and not privilege.is_root():
         fail("installing into / needs root (or give --prefix)")
     if real:
         settings.require_production_secret()
-        supervisor.prepare(settings)
+        privilege.ensure_users()
+        supervisor.prepare_host(settings)
         privilege.secure_state(settings.state_dir)
     try:
         runtime = asterisk_runtime.ensure_installed(settings)

@@ -121,14 +121,24 @@ def prepare_database(settings: Settings) -> None:
             click.echo(f"  {username:16} {password}")
 
 
+def prepare_host(settings: Settings) -> asterisk_runtime.Runtime:
+    """What needs no database: the Asterisk runtime and this state folder's instance folders, the
+    certificates, the prompts (in the runtime's sound folders: as root under the shared root
+    filesystem). `tawasul service install` runs only this as root; the database is the services'."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    runtime = asterisk_runtime.ensure_installed(settings)
+    runtime.prepare_dirs()
+    certs.ensure_certificates(settings)  # TLS is always on
+    prompts.generate_prompts(runtime.sounds_dir)
+    return runtime
+
+
 def prepare(settings: Settings):
     """Everything Asterisk needs before it starts: the runtime, certificates, prompts and the
     configuration rendered from the database; in demo mode also the demo phones' profiles.
     Returns (runtime, rows)."""
     prepare_database(settings)
-    runtime = asterisk_runtime.ensure_installed(settings)
-    certs.ensure_certificates(settings)  # TLS is always on
-    prompts.generate_prompts(runtime.sounds_dir)
+    runtime = prepare_host(settings)
     db = Database(settings.db_url)
     try:
         rows = load_rows(settings, db)

@@ -44,5 +44,7 @@ def serve(settings, workers, threads):
         "--bind", f"{settings.web_host}:{settings.web_port}",
         # %(U)s: the path without its query string, so a ?token= never reaches the log.
         "--access-logfile", "-", "--access-logformat", '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s"',
-        "--graceful-timeout", "5", "--config", "python:web.gunicorn_config", "web:create_app()",
+        "--graceful-timeout", "5", "--config", "python:web.gunicorn_config",
+        "--no-control-socket",  # nothing uses gunicorn's control socket (it wants a writable home)
+        "web:create_app()",
     ])
