@@ -183,6 +183,9 @@ class AgiCall:
         if result.get("result", ("",))[0] not in ("0", ""):  # -2: no such application
             raise AgiCommandFailed(f"EXEC MSet: result {result.get('result')}")
 
+    async def answer(self) -> None:
+        await self.command("ANSWER")
+
     async def set_deadline(self, seconds: int) -> None:
         """Move the dialplan's bound on this exchange (TIMEOUT(absolute)) to `seconds` from now."""
         await self.command(f"SET VARIABLE {v.DEADLINE} {int(seconds)}")

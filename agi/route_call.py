@@ -156,6 +156,7 @@ async def ask_code(call: AgiCall, ctx: HandlerContext, candidates: tuple[Candida
     Each keyed code is tried in the database (booking.try_checkin_code counts the wrong ones on the
     appointments); the dialplan's bound on the wait is extended for each prompt and put back after."""
     by_id = {c.appointment_id: c for c in candidates}
+    await call.answer()  # a ringing channel has no media yet: the caller would neither hear the prompt nor key
     for attempt in range(v.CODE_TRIES):
         prompt = v.PROMPT_ENTER_CODE if attempt == 0 else v.PROMPT_CODE_RETRY
         await call.set_deadline(v.CODE_PROMPT_SECONDS)

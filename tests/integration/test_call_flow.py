@@ -381,3 +381,36 @@ def test_hung_fastagi_server_refuses_within_seconds(provisioned_asterisk, agi_se
     bdr.hangup()
     bdr.wait_event("CALL_CLOSED", 10, since=since)
     assert governor.incoming_calls(since) == []
+
+
+def test_a_booking_code_keyed_after_the_first_seconds_still_connects(provisioned_asterisk, agi_server, watching,
+                                                                     booked, governor, phones):
+    """The dialplan's short bound on the decision is extended by route_call for each code prompt: a
+    citizen who keys the code well after it still reaches the governor."""
+    p = provisioned_asterisk
+    appointment_id = booked("KHB", -60, 15)
+    with p.db.write() as session:
+        centre = session.scalars(sa.select(Centre).where(Centre.code == "KHB")).one()
+        centre.require_code = True
+        code = session.get(Appointment, appointment_id).checkin_code
+    try:
+        khb = phones.start(KHB)
+        since = time.monotonic()
+        khb.dial("100")
+        wait_for(lambda: application_of(p, KHB) == "AGI", 10, "the code prompt (AGI)", interval=0.2)
+        time.sleep(6)   # twice the bound on an unextended decision
+        for digit in code:
+            khb.command("sndcode", digit)
+            time.sleep(0.3)
+        try:
+            incoming_established(governor, since)
+        except PhoneError as exc:
+            raise AssertionError(f"{exc}{log_on_failure(p, agi_server)}") from None
+        decision = watching.wait("TawasulDecision", 5, since, Endpoint=KHB)
+        assert decision["Decision"] == "connect" and decision["Appointment"] == str(appointment_id)
+        khb.hangup()
+        with p.db.read() as session:
+            assert session.get(Appointment, appointment_id).code_failures == 0
+    finally:
+        with p.db.write() as session:
+            session.scalars(sa.select(Centre).where(Centre.code == "KHB")).one().require_code = False

@@ -157,6 +157,8 @@ def agi_call(port: int, arg1: str | None = "centre-bdr-1", *, script: str = "rou
             elif args[:2] == ["SET", "VARIABLE"]:
                 variables[args[2]] = args[3]
                 reply = "200 result=1"
+            elif args == ["ANSWER"]:
+                reply = "200 result=0"
             elif args[:3] == ["GET", "VARIABLE", v.TAWASUL_AGI_SECRET]:
                 reply = "200 result=0" if secret is None else f"200 result=1 ({secret})"
             elif args[:2] == ["EXEC", "MSet"]:
