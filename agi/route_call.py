@@ -1,7 +1,9 @@
 """route_call: may this centre phone reach the governor now, and with which appointment?
 
-Dialplan: AGI(agi://HOST:PORT/route_call,${CHANNEL(endpoint)}). The first argument is the
-authenticated PJSIP endpoint (the device's sip_user), never the caller ID.
+Dialplan ([tawasul-decide]): AGI(agi://HOST:PORT/route_call,<endpoint>), the argument being the
+authenticated PJSIP endpoint (the device's sip_user, ${CHANNEL(endpoint)}), never the caller ID. The
+dialplan waits for the decision a few seconds only (variables.ANSWER_SECONDS); the booking-code prompts
+extend that, one prompt at a time.
 
 Nothing is written to the database but the count of wrong check-in codes on an appointment
 (booking.try_checkin_code); state transitions are the call watcher's.

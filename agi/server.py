@@ -80,7 +80,8 @@ class GuardedRequest(Request):
 
 class AgiServer(Application):
     def __init__(self, routes: Mapping, context: HandlerContext, *, secret: str, allowed_peers=LOOPBACK,
-                 max_per_peer: int = MAX_CONNECTIONS_PER_PEER, header_timeout: float = HEADER_TIMEOUT, max_header_bytes: int = MAX_HEADER_BYTES,
+                 max_per_peer: int = MAX_CONNECTIONS_PER_PEER,
+                 header_timeout: float = HEADER_TIMEOUT, max_header_bytes: int = MAX_HEADER_BYTES,
                  max_header_lines: int = MAX_HEADER_LINES, max_connections: int = MAX_CONNECTIONS,
                  command_timeout: float = COMMAND_TIMEOUT, handler_timeout: float = HANDLER_TIMEOUT):
         super().__init__(loop=asyncio.get_running_loop())
