@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from agi import variables as v
 from tawasul.settings import Settings
@@ -41,9 +42,22 @@ class HandlerContext:
     # never wait on anything and take a fraction of a millisecond, less than handing them to a thread
     # costs under load. A database over the network (it may hang) always gets a worker thread.
     db_inline: bool = False
+    # A write transaction (tawasul.db.Database.write): the few writes a decision makes (a wrong booking code
+    # counted on its appointment). Always in a worker thread: a write may wait its turn.
+    write: Callable[[], AbstractContextManager[Session]] | None = None
 
     async def in_db(self, work: Callable, *args):
         return work(*args) if self.db_inline else await asyncio.to_thread(work, *args)
+
+    async def in_write(self, work: Callable, *args):
+        """`work(session, *args)` in a write transaction, in a worker thread."""
+        if self.write is None:
+            raise RuntimeError("this handler context cannot write")
+
+        def run():
+            with self.write() as session:
+                return work(session, *args)
+        return await asyncio.to_thread(run)
 
 
 class SQLiteReader:
@@ -168,6 +182,13 @@ class AgiCall:
         result = await self.command(f"EXEC MSet {quote(payload, max_length=1000)}")
         if result.get("result", ("",))[0] not in ("0", ""):  # -2: no such application
             raise AgiCommandFailed(f"EXEC MSet: result {result.get('result')}")
+
+    async def answer(self) -> None:
+        await self.command("ANSWER")
+
+    async def set_deadline(self, seconds: int) -> None:
+        """Move the dialplan's bound on this exchange (TIMEOUT(absolute)) to `seconds` from now."""
+        await self.command(f"SET VARIABLE {v.DEADLINE} {int(seconds)}")
 
     async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> str:
         """Play `prompt` and collect up to `max_digits` DTMF digits; '' on timeout."""

@@ -1,14 +1,16 @@
 """route_call: may this centre phone reach the governor now, and with which appointment?
 
-Dialplan: AGI(agi://HOST:PORT/route_call,${CHANNEL(endpoint)}). The first argument is the
-authenticated PJSIP endpoint (the device's sip_user), never the caller ID.
+Dialplan ([tawasul-decide]): AGI(agi://HOST:PORT/route_call,<endpoint>), the argument being the
+authenticated PJSIP endpoint (the device's sip_user, ${CHANNEL(endpoint)}), never the caller ID. The
+dialplan waits for the decision a few seconds only (variables.ANSWER_SECONDS); the booking-code prompts
+extend that, one prompt at a time.
 
-Read-only: nothing is written to the database (state transitions come later).
+Nothing is written to the database but the count of wrong check-in codes on an appointment
+(booking.try_checkin_code); state transitions are the call watcher's.
 """
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 import logging
 from dataclasses import dataclass
 
@@ -41,7 +43,6 @@ class Candidate:
     """An appointment due at the calling centre, as plain data (no ORM object leaves the thread)."""
 
     appointment_id: int
-    checkin_code: str
     caller_name: str
     slot_end: dt.datetime
 
@@ -69,7 +70,7 @@ _DUE = sa.and_(Appointment.slot_start >= sa.bindparam("closes"), Appointment.slo
 # Prepared: run on the driver's cursor, since SQLAlchemy's execute costs twice what the statement does.
 _CALL = Prepared(sa.select(Centre.require_code, GovernorSchedule.id.label("plan_id"), GovernorSchedule.timezone,
                           GovernorSchedule.session_days, GovernorSchedule.video_start, GovernorSchedule.video_end,
-                          Appointment.id, Appointment.checkin_code, Appointment.slot_start, Appointment.slot_minutes,
+                          Appointment.id, Appointment.code_failures, Appointment.slot_start, Appointment.slot_minutes,
                           Appointment.reference, Citizen.name, sa.case((_DUE, _BUSY)).label("due_and_busy"))
                 .select_from(Device)
                 .join(Centre, Centre.id == Device.centre_id)
@@ -115,10 +116,15 @@ def assess(db: sa.Connection, endpoint: str, now: dt.datetime, early: int, late:
     plan = rows[0]
     due = [r for r in rows if r.due_and_busy is not None]
     if due:
+        # Locked by wrong codes: no call until the desk checks the citizen in. It still counts towards asking
+        # for a code (the caller could be its citizen, so another's appointment is not open without one).
+        open_ = [r for r in due if r.code_failures < booking.WRONG_CODE_LIMIT]
+        if not open_:
+            return Decision.deny(v.CODE_LOCKED)
         return Due(
             # The caller name is shown on the governor's phone: the citizen's name and reference, never the ID.
-            candidates=tuple(Candidate(r.id, r.checkin_code, f"{r.name} {r.reference}",
-                                       r.slot_start + dt.timedelta(minutes=r.slot_minutes)) for r in due),
+            candidates=tuple(Candidate(r.id, f"{r.name} {r.reference}",
+                                       r.slot_start + dt.timedelta(minutes=r.slot_minutes)) for r in open_),
             require_code=plan.require_code or len(due) > 1,
             governor_busy=bool(due[0].due_and_busy),
         )
@@ -147,16 +153,24 @@ def _busy(ctx: HandlerContext) -> bool:
         return governor_busy(db)
 
 
-async def ask_code(call: AgiCall, candidates: tuple[Candidate, ...]) -> Candidate | None:
-    """Up to CODE_TRIES GET DATA prompts; the candidate whose check-in code was keyed, or None."""
+async def ask_code(call: AgiCall, ctx: HandlerContext, candidates: tuple[Candidate, ...]) -> Candidate | str:
+    """Up to CODE_TRIES GET DATA prompts: the candidate whose check-in code was keyed, or the deny reason.
+    Each keyed code is tried in the database (booking.try_checkin_code counts the wrong ones on the
+    appointments); the dialplan's bound on the wait is extended for each prompt and put back after."""
+    by_id = {c.appointment_id: c for c in candidates}
+    await call.answer()  # a ringing channel has no media yet: the caller would neither hear the prompt nor key
     for attempt in range(v.CODE_TRIES):
         prompt = v.PROMPT_ENTER_CODE if attempt == 0 else v.PROMPT_CODE_RETRY
+        await call.set_deadline(v.CODE_PROMPT_SECONDS)
         digits = await call.get_data(prompt, v.CODE_TIMEOUT_MS, v.CODE_DIGITS)
+        await call.set_deadline(v.ANSWER_SECONDS)
         if digits:
-            for candidate in candidates:
-                if hmac.compare_digest(digits.encode(), candidate.checkin_code.encode()):
-                    return candidate
-    return None
+            chosen, still_open = await ctx.in_write(booking.try_checkin_code, tuple(by_id), digits)
+            if chosen is not None:
+                return by_id[chosen]
+            if not still_open:
+                return v.CODE_LOCKED
+    return v.BAD_CODE
 
 
 async def route_call(call: AgiCall, ctx: HandlerContext) -> Decision:
@@ -167,9 +181,9 @@ async def route_call(call: AgiCall, ctx: HandlerContext) -> Decision:
 
     busy = outcome.governor_busy
     if outcome.require_code:
-        chosen = await ask_code(call, outcome.candidates)
-        if chosen is None:
-            return Decision.deny(v.BAD_CODE)
+        chosen = await ask_code(call, ctx, outcome.candidates)
+        if isinstance(chosen, str):
+            return Decision.deny(chosen)
         busy = await ctx.in_db(_busy, ctx)  # the code took a while: look again
     else:
         chosen = outcome.candidates[0]

@@ -4,9 +4,14 @@ panoramisk's own `Application.handler` reads headers in a loop that never ends o
 without yielding, blocking the event loop), has no limits, and `parse_agi_result('')` raises.
 This subclass replaces the handler:
 
+- only Asterisk may ask: a connection from an address outside `allowed_peers` (the
+  agi_allowed_peers setting) is closed at once, unanswered; then, before any handler runs, the
+  server reads the dialplan's global TAWASUL_AGI_SECRET (GET VARIABLE) and closes the connection,
+  with no decision, unless it is the shared secret (compared in constant time);
+- at most MAX_CONNECTIONS connections at once, and MAX_CONNECTIONS_PER_PEER from any one
+  address (one flooding peer cannot take every slot); more are closed at once;
 - the whole header block must arrive within HEADER_TIMEOUT seconds, in at most
   MAX_HEADER_BYTES bytes and MAX_HEADER_LINES lines, each line `agi_<name>: <value>`;
-- at most MAX_CONNECTIONS connections at once; more are closed at once;
 - EOF, garbage, an oversize block, a timeout or an unknown script name: one log line, close
   (the dialplan treats no decision as deny);
 - command replies are read with a deadline; EOF, `HANGUP` or an unparsable reply end the
@@ -18,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hmac
+import ipaddress
 import logging
 import re
 import time
@@ -35,6 +42,8 @@ HEADER_TIMEOUT = 5.0          # seconds for the whole header block
 MAX_HEADER_BYTES = 16 * 1024  # whole header block (and any one line)
 MAX_HEADER_LINES = 200        # Asterisk sends ~20 agi_* lines plus one per AGI() argument
 MAX_CONNECTIONS = 2000        # concurrent connections
+MAX_CONNECTIONS_PER_PEER = 1000  # concurrent connections from one address
+LOOPBACK = (ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128"))
 COMMAND_TIMEOUT = 60.0        # seconds to wait for Asterisk's reply to one command
 HANDLER_TIMEOUT = 120.0       # seconds for one handler's whole run (GET DATA tries included)
 
@@ -70,12 +79,17 @@ class GuardedRequest(Request):
 
 
 class AgiServer(Application):
-    def __init__(self, routes: Mapping, context: HandlerContext, *,
+    def __init__(self, routes: Mapping, context: HandlerContext, *, secret: str, allowed_peers=LOOPBACK,
+                 max_per_peer: int = MAX_CONNECTIONS_PER_PEER,
                  header_timeout: float = HEADER_TIMEOUT, max_header_bytes: int = MAX_HEADER_BYTES,
                  max_header_lines: int = MAX_HEADER_LINES, max_connections: int = MAX_CONNECTIONS,
                  command_timeout: float = COMMAND_TIMEOUT, handler_timeout: float = HANDLER_TIMEOUT):
         super().__init__(loop=asyncio.get_running_loop())
         self.context = context
+        self.secret = secret.encode()
+        self.allowed_peers = tuple(allowed_peers)
+        self.max_per_peer = max_per_peer
+        self.per_peer: dict = {}  # address -> connections open
         self.header_timeout = header_timeout
         self.max_header_bytes = max_header_bytes
         self.max_header_lines = max_header_lines
@@ -121,12 +135,21 @@ class AgiServer(Application):
     # --- one connection ------------------------------------------------------------------------
 
     async def handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.active >= self.max_connections:
-            log.warning("agi: %s rejected: %d connections already open", _peer(writer), self.active)
+        address = _address(writer)
+        if address is None or not any(address in network for network in self.allowed_peers):
+            log.warning("agi: %s refused: not an allowed peer (agi_allowed_peers)", _peer(writer))
+            metrics.REJECTED.inc()
+            writer.transport.abort()
+            return
+        from_peer = self.per_peer.get(address, 0)
+        if self.active >= self.max_connections or from_peer >= self.max_per_peer:
+            log.warning("agi: %s rejected: %d connections already open, %d from this address",
+                        _peer(writer), self.active, from_peer)
             metrics.REJECTED.inc()
             writer.transport.abort()
             return
         self.active += 1
+        self.per_peer[address] = from_peer + 1
         task = asyncio.current_task()
         self.tasks.add(task)
         try:
@@ -139,15 +162,35 @@ class AgiServer(Application):
             endpoint = self._route.get(script)
             if endpoint is None:
                 raise Rejected(f"unknown script {script[:40]!r}")
-            await self.run(script, endpoint, AgiCall(GuardedRequest(
-                app=self, headers=headers, reader=reader, writer=writer, encoding=self.default_encoding)))
+            call = AgiCall(GuardedRequest(
+                app=self, headers=headers, reader=reader, writer=writer, encoding=self.default_encoding))
+            await self.authenticate(call)
+            await self.run(script, endpoint, call)
         except Rejected as exc:
             log.warning("agi: %s rejected: %s", _peer(writer), exc)
             metrics.REJECTED.inc()
         finally:
             self.active -= 1
+            left = self.per_peer.pop(address) - 1
+            if left:
+                self.per_peer[address] = left
             self.tasks.discard(task)
             _close(writer)
+
+    async def authenticate(self, call: AgiCall) -> None:
+        """The dialplan's TAWASUL_AGI_SECRET must be the shared secret; else Rejected (no decision is sent:
+        the dialplan denies). Bounded like the headers: a peer that stalls here holds its slot no longer."""
+        try:
+            async with asyncio.timeout(self.header_timeout):
+                result = await call.command(f"GET VARIABLE {v.TAWASUL_AGI_SECRET}")
+        except TimeoutError:
+            raise Rejected(f"no answer to the secret within {self.header_timeout:g}s") from None
+        except (AgiHangup, AgiCommandFailed) as exc:
+            raise Rejected(f"no secret: {exc}") from None
+        given = result.get("result", ("", ""))
+        value = given[1] if given[0] == "1" and len(given) > 1 else ""
+        if not (self.secret and hmac.compare_digest(value.encode(), self.secret)):
+            raise Rejected("wrong shared secret (TAWASUL_AGI_SECRET)")
 
     async def read_headers(self, reader: asyncio.StreamReader) -> dict[str, str]:
         """Header lines up to the blank line. Raises Rejected on EOF, garbage or excess."""
@@ -208,6 +251,15 @@ class AgiServer(Application):
         log.info("agi: %s %s -> %s %s%s (%.0f ms)", script, _who(call), decision.decision, decision.reason,
                  f" appointment={decision.appointment_id}" if decision.appointment_id else "",
                  (time.monotonic() - started) * 1000)
+
+
+def _address(writer) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    peer = writer.get_extra_info("peername")
+    try:
+        address = ipaddress.ip_address(peer[0].split("%", 1)[0])
+    except (TypeError, IndexError, ValueError):
+        return None  # not an IP socket
+    return address.ipv4_mapped or address if address.version == 6 else address
 
 
 def _peer(writer) -> str:

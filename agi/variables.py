@@ -10,6 +10,14 @@ TAWASUL_APPOINTMENT = "TAWASUL_APPOINTMENT"  # appointment id (connect / wait on
 TAWASUL_CALLER_NAME = "TAWASUL_CALLER_NAME"  # "<citizen name> <reference>" for the governor's phone
 TAWASUL_SLOT_SECONDS = "TAWASUL_SLOT_SECONDS"  # seconds left in the slot, at least 60
 
+# --- read by the server (GET VARIABLE) before any handler runs ---------------------------------
+TAWASUL_AGI_SECRET = "TAWASUL_AGI_SECRET"    # a global of extensions.conf: Asterisk's proof that it is Asterisk
+
+# --- the dialplan's bound on the wait for a decision (TIMEOUT(absolute), [tawasul-decide]) -------
+DEADLINE = "TIMEOUT(absolute)"
+ANSWER_SECONDS = 3         # as provisioning.render.AGI_DEADLINE_SECONDS: a decision comes within this
+CODE_PROMPT_SECONDS = 30   # one booking-code prompt and its digits (route_call extends the bound to this)
+
 # --- decisions ---------------------------------------------------------------------------------
 CONNECT = "connect"
 WAIT = "wait"
@@ -25,6 +33,7 @@ NO_APPOINTMENT = "no_appointment"  # deny: nothing booked at this centre today
 TOO_EARLY = "too_early"            # deny: this centre's next appointment today is not due yet
 TOO_LATE = "too_late"              # deny: this centre's appointment today is past its window
 BAD_CODE = "bad_code"              # deny: no matching booking code after CODE_TRIES tries
+CODE_LOCKED = "code_locked"        # deny: too many wrong codes for this appointment: the desk checks the citizen in
 ERROR = "error"                    # deny: the handler failed (database down, bug, ...)
 
 # --- booking-code prompt (GET DATA) -------------------------------------------------------------

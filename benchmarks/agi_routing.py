@@ -213,7 +213,7 @@ def perproc_child() -> None:
     async def run():
         call = AgiCall(_StdioRequest(headers))
         decision = await route_call(call, HandlerContext(settings=settings, connect=database.engine.connect,
-                                                                    db_inline=True))
+                                                                    db_inline=True, write=database.write))
         await call.set_variables(decision.variables())
 
     try:
@@ -373,8 +373,10 @@ def ramp(instance, workdir, label, services, rates, step_s, first=None, low=(), 
     return best, results
 
 
-async def _hold_sessions(port: int, sip_user: str, count: int, pid: int, timeout: float = 60) -> tuple[int, float, float]:
-    """`count` concurrent AGI sessions held in GET DATA; returns (sessions held, RSS MB, peak MB)."""
+async def _hold_sessions(port: int, sip_user: str, count: int, pid: int, secret: str,
+                         timeout: float = 60) -> tuple[int, float, float]:
+    """`count` concurrent AGI sessions held in GET DATA; returns (sessions held, RSS MB, peak MB). Each
+    answers as Asterisk: the shared secret, then the commands before the code prompt."""
     held_sessions, writers = 0, []
 
     async def one(n: int) -> bool:
@@ -385,8 +387,12 @@ async def _hold_sessions(port: int, sip_user: str, count: int, pid: int, timeout
                       f"agi_language: en\nagi_type: PJSIP\nagi_uniqueid: {n}.0\nagi_context: load-test\n"
                       f"agi_extension: routed\nagi_priority: 3\nagi_arg_1: {sip_user}\n\n").encode())
         await writer.drain()
-        line = await reader.readline()
-        return line.startswith(b"GET DATA")
+        while True:
+            line = await reader.readline()
+            if not line or line.startswith(b"GET DATA"):
+                return bool(line)
+            writer.write(f"200 result=1 ({secret})\n".encode() if line.startswith(b"GET VARIABLE")
+                         else b"200 result=0\n")  # ANSWER, SET VARIABLE TIMEOUT(absolute)
 
     try:
         results = await asyncio.wait_for(asyncio.gather(*(one(n) for n in range(count)), return_exceptions=True),
@@ -409,7 +415,7 @@ def decisions(log: Path) -> Counter:
 
 def main() -> None:
     from tawasul.db import Database  # noqa: F401  (fail early if the app is not importable)
-    from tawasul.settings import as_environ
+    from tawasul.settings import agi_secret, as_environ
 
     plan = QUICK if S.quick() else FULL
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -504,7 +510,8 @@ def main() -> None:
                 print(f"-- FastAGI memory: {sessions} concurrent AGI sessions held in GET DATA", flush=True)
                 user = hold_centre(instance.db, codes[-1])
                 rss_idle = S.rss_mb(server.pid)[0]
-                held_sessions, rss, peak = asyncio.run(_hold_sessions(settings.agi_port, user, sessions, server.pid))
+                held_sessions, rss, peak = asyncio.run(_hold_sessions(settings.agi_port, user, sessions, server.pid,
+                                                                          agi_secret(settings)))
                 print(f"    RSS {rss_idle:.1f} MB idle, {rss:.1f} MB with {held_sessions} sessions held", flush=True)
                 S.wait_idle(server.pid, 30)
                 with instance.db.write() as session:  # back to no centre asking for a code

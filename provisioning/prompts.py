@@ -51,7 +51,7 @@ GENERATOR_VERSION = "1"
 PROMPTS = (
     "welcome", "enter-code", "code-retry", "please-wait", "your-position", "session-ending",
     "no-appointment", "too-early", "too-late", "wrong-centre", "outside-hours",
-    "governor-unavailable", "bad-code", "unknown-device", "service-unavailable",
+    "governor-unavailable", "bad-code", "code-locked", "unknown-device", "service-unavailable",
     "leave-message", "goodbye",
     # the refusal's message offer
     "record-after-tone", "message-saved",
@@ -68,6 +68,7 @@ REASON_PROMPTS = {
     "governor_unavailable": "governor-unavailable",
     "governor_busy": "please-wait",
     "bad_code": "bad-code",
+    "code_locked": "code-locked",
     "unknown_device": "unknown-device",
     "error": "service-unavailable",
 }

@@ -20,6 +20,7 @@ import jinja2
 
 from provisioning import console_endpoint
 from provisioning.rows import CENTRE_PHONE, GOVERNOR_DESK, REALM, Rows
+from tawasul.validation import display_text
 
 BASE_FILES = (
     "asterisk.conf", "modules.conf", "logger.conf", "manager.conf", "pjsip.conf",
@@ -27,7 +28,7 @@ BASE_FILES = (
     "indications.conf", "features.conf", "ccss.conf", "acl.conf", "udptl.conf", "pjproject.conf", "stasis.conf",
     "queues.conf", "http.conf", "sorcery.conf",
 )
-PRIVATE_FILES = frozenset({"manager.conf"})  # written with mode 0600
+PRIVATE_FILES = frozenset({"manager.conf", "extensions.conf"})  # written with mode 0600: they hold secrets
 # Certificate and key for the TLS transport, looked for in <state_dir>/certs.
 TLS_CERT_NAME = "asterisk.crt"
 TLS_KEY_NAME = "asterisk.key"
@@ -92,7 +93,7 @@ PROMPT_UNAVAILABLE = "service-unavailable"  # no decision, or a reason without i
 # route_call's deny reasons (agi.variables) that have a prompt of their own: tawasul/<reason, - for _>
 # (governor_unavailable: the dialplan's own, when a waiting caller's slot ends before its turn)
 DENY_REASONS = ("unknown_device", "outside_hours", "no_appointment", "too_early", "too_late", "bad_code",
-                "wrong_centre", "governor_unavailable")
+                "wrong_centre", "governor_unavailable", "code_locked")
 RING_SECONDS = 30
 # The waiting line (queues.conf) and its dialplan contexts.
 QUEUE_NAME = "governor"
@@ -125,19 +126,21 @@ OFFER_SECONDS = 5
 MESSAGE_MAX_SECONDS = 120
 MESSAGE_SILENCE_SECONDS = 15
 DENY_DEADLINE_SECONDS = 60 + MESSAGE_MAX_SECONDS
-AGI_DEADLINE_SECONDS = 120  # the whole route_call exchange, booking-code prompts included
+# route_call's decision comes within this, or the caller hears the refusal (a hung AGI server holds nobody);
+# route_call extends it while the caller keys a booking code (agi.variables.ANSWER_SECONDS: the same number).
+AGI_DEADLINE_SECONDS = 3
+DECIDE_CONTEXT = "tawasul-decide"
 UNIDENTIFIED_LIMITS = {"count": 5, "period": 10, "prune": 30}
 # Benchmarks only (settings.load_test, off by default): SIPp's endpoint, address and context.
 LOAD_ENDPOINT = "load"
 LOAD_ADDRESS = "127.0.0.2"
 LOAD_CONTEXT = "load-test"
+LOAD_PERPROC_DEADLINE = 120  # the process-per-call baseline takes seconds a call under load: not cut at 3 s
 SIP_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 LANGUAGE = re.compile(r"^[a-z]{2}(_[A-Z]{2})?$")
 
 
-def _text(value: str) -> str:
-    """Free text (labels, names) made safe for a comment or a quoted caller ID name."""
-    return re.sub(r'[\x00-\x1f\x7f;\[\]"<>\\]', " ", value or "").strip() or "-"
+_text = display_text  # free text (labels, names) made safe for a comment or a quoted caller ID name
 
 
 def _devices_context(rows: Rows) -> tuple[dict, list[str]]:
@@ -216,13 +219,16 @@ def _interface_addresses() -> set[str]:
     return found
 
 
-def render_base(settings, ami_secret: str, layout: Layout | None = None) -> dict[str, str]:
+def render_base(settings, ami_secret: str, layout: Layout | None = None, *, agi_secret: str = "") -> dict[str, str]:
     """Every config file without any device: filename -> text."""
-    return render_all(settings, Rows(), ami_secret, layout)
+    return render_all(settings, Rows(), ami_secret, layout, agi_secret=agi_secret)
 
 
-def render_all(settings, rows: Rows, ami_secret: str, layout: Layout | None = None) -> dict[str, str]:
+def render_all(settings, rows: Rows, ami_secret: str, layout: Layout | None = None, *,
+               agi_secret: str = "") -> dict[str, str]:
     """Every config file, rendered from `settings`, the database `rows` and `layout`: filename -> text.
+    `agi_secret` (tawasul.settings.agi_secret) goes into extensions.conf for the FastAGI server; without
+    it the server refuses every request, and so every call to the governor is refused.
 
     Raises RenderError (every problem found, not just the first) when the rows cannot be rendered.
     """
@@ -277,6 +283,8 @@ def render_all(settings, rows: Rows, ami_secret: str, layout: Layout | None = No
         "ring_seconds": RING_SECONDS,
         "governor_caller_name": "تواصل - مكتب سمو أمير المنطقة",
         "agi_deadline": AGI_DEADLINE_SECONDS,
+        "agi_secret": _check_value("agi_secret", agi_secret) if agi_secret else "",
+        "decide_context": DECIDE_CONTEXT,
         "agi_address": f"{agi_host}:{settings.agi_port}",
         "s": settings,
         "ami_secret": _check_value("ami_secret", ami_secret),
@@ -288,6 +296,7 @@ def render_all(settings, rows: Rows, ami_secret: str, layout: Layout | None = No
         "load_endpoint": LOAD_ENDPOINT,
         "load_address": LOAD_ADDRESS,
         "load_context": LOAD_CONTEXT,
+        "load_perproc_deadline": LOAD_PERPROC_DEADLINE,
     }
     env = _environment()
     return {name: env.get_template(name + ".j2").render(context) for name in BASE_FILES}

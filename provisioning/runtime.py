@@ -483,6 +483,13 @@ class Runtime:
 
         return secret(self.settings)
 
+    @property
+    def agi_secret(self) -> str:
+        """The FastAGI server's shared secret, kept in the state folder (made on first use)."""
+        from tawasul.settings import agi_secret
+
+        return agi_secret(self.settings)
+
     def render(self, rows=None, ami_secret: str | None = None) -> dict[str, str]:
         """Every config file for this instance (the database's devices in `rows`, a
         provisioning.rows.Rows; none if omitted), validated. Raises render.RenderError."""
@@ -491,7 +498,7 @@ class Runtime:
         from provisioning.validate import validate
 
         files = render.render_all(self.settings, rows or Rows(), self.ami_secret if ami_secret is None else ami_secret,
-                                  self.layout())
+                                  self.layout(), agi_secret=self.agi_secret)
         # The benchmark's gated load endpoint is admitted only with settings.load_test on.
         errors = validate(files, load_test=self.settings.load_test)
         if errors:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from tawasul import audit
 from tawasul.models import Appointment, AppointmentKind, AppointmentStatus, Device, DeviceKind
-from tawasul.validation import InvalidInput
+from tawasul.validation import InvalidInput, display_text
 
 CONTEXT = "tawasul-governor-call"
 RING_SECONDS = 30
@@ -70,7 +70,7 @@ def originate_action(call: NextCall) -> dict:
         "Channel": f"PJSIP/{call.governor_endpoint}",
         "Context": CONTEXT, "Exten": "s", "Priority": "1",
         # What the governor's phone shows: the citizen's name and booking reference, never the ID.
-        "CallerID": f'"{call.citizen_name} {call.reference}" <{call.reference}>',
+        "CallerID": f'"{display_text(f"{call.citizen_name} {call.reference}")}" <{display_text(call.reference)}>',
         "Timeout": str(RING_SECONDS * 1000),
         # Without it Asterisk offers the governor's endpoint audio only, and the centre no video.
         "Codecs": "opus,g722,ulaw,alaw,vp8,h264",

@@ -213,6 +213,9 @@ class Appointment(Base):
     checked_in_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Wrong check-in codes keyed on calls, in all; at booking.WRONG_CODE_LIMIT no call gets through until
+    # the desk checks the citizen in.
+    code_failures: Mapped[int] = mapped_column(default=0, server_default="0")
     citizen: Mapped[Citizen] = relationship()
     centre: Mapped[Centre | None] = relationship()
 

@@ -6,6 +6,7 @@ Every field can be set in each layer under its own name (env: upper-cased, `TAWA
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import secrets
 import tomllib
@@ -96,6 +97,9 @@ class Settings:
     # (0: off). The web serves its own at /metrics (web/metrics.py).
     agi_metrics_port: int = 0
     callwatch_metrics_port: int = 0
+    # Who may speak FastAGI to `tawasul agi serve`: Asterisk's addresses (addresses or CIDRs, comma-separated).
+    # Anyone else is closed at once; Asterisk also proves itself with the secret in <state_dir>/secrets/agi.
+    agi_allowed_peers: str = "127.0.0.1,::1"
 
     @property
     def db_url(self) -> str:
@@ -194,7 +198,26 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> Settings
         raise SettingsError(f"session_idle_minutes: expected 1 or more, got {merged['session_idle_minutes']}")
     if merged.get("log_format", "text") not in ("text", "json"):
         raise SettingsError(f"log_format: expected text or json, got {merged['log_format']!r}")
+    if "agi_allowed_peers" in merged:
+        try:
+            peer_networks(merged["agi_allowed_peers"])
+        except ValueError as exc:
+            raise SettingsError(f"agi_allowed_peers: {exc}") from None
     return dataclasses.replace(Settings(), **merged)
+
+
+def peer_networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """agi_allowed_peers as networks: "127.0.0.1, 10.20.0.0/24" (ValueError names a bad entry)."""
+    networks = []
+    for entry in (part.strip() for part in value.split(",")):
+        if entry:
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an address or CIDR") from None
+    if not networks:
+        raise ValueError("no address given (Asterisk could not reach the FastAGI server)")
+    return tuple(networks)
 
 
 def generated_secret(settings: Settings, name: str, nbytes: int = 24) -> str:
@@ -217,3 +240,8 @@ def generated_secret(settings: Settings, name: str, nbytes: int = 24) -> str:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(value + "\n")
     return value
+
+
+def agi_secret(settings: Settings) -> str:
+    """The secret Asterisk's dialplan holds for the FastAGI server (extensions.conf's globals)."""
+    return generated_secret(settings, "agi")

@@ -1,6 +1,8 @@
 """Checks on what people type: Saudi national ID / iqama numbers and mobile numbers."""
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 
 
@@ -70,3 +72,13 @@ def make_national_id(prefix: str = "1", body: str = "00000000") -> str:
         except InvalidInput:
             continue
     raise AssertionError("unreachable: one check digit always fits")
+
+
+_NOT_FOR_DISPLAY = re.compile(r'[\x00-\x1f\x7f;\[\]"<>\\]')
+
+
+def display_text(value: str) -> str:
+    """Free text (a citizen's name, a label) made safe for a SIP caller ID name or a config comment:
+    control characters, quotes, angle brackets, backslashes, ; [ ] become spaces (a name can then
+    neither end the quoted name nor start another header line)."""
+    return _NOT_FOR_DISPLAY.sub(" ", value or "").strip() or "-"

@@ -37,8 +37,9 @@ from web.i18n import LANGUAGE_CHOICES
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 IT = (Role.IT_ADMIN,)
 MASK = "********"
-# Lines whose value is a credential: the AMI secret, device passwords and their digests.
-SECRET_LINE = re.compile(r"(?im)^(\s*(?:secret|password|password_digest|md5_cred)\s*=>?\s*)(\S.*)$")
+# Lines whose value is a credential: the AMI secret, the FastAGI secret, device passwords and their digests.
+SECRET_LINE = re.compile(
+    r"(?im)^(\s*(?:secret|password|password_digest|md5_cred|tawasul_agi_secret)\s*=>?\s*)(\S.*)$")
 DAYS = [choice(6, _l("Sunday")), choice(0, _l("Monday")), choice(1, _l("Tuesday")), choice(2, _l("Wednesday")),
         choice(3, _l("Thursday")), choice(4, _l("Friday")), choice(5, _l("Saturday"))]
 
@@ -487,7 +488,7 @@ def config():
     diff, errors = [], []
     try:
         runtime = runtime_of(app)
-        diff = config_diff(runtime, load(settings, db_of(app)), (runtime.ami_secret,))
+        diff = config_diff(runtime, load(settings, db_of(app)), (runtime.ami_secret, runtime.agi_secret))
     except RenderError as exc:
         errors = list(exc.errors)
     except Exception as exc:  # noqa: BLE001 - the runtime missing, a key that cannot decrypt: say so

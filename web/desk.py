@@ -29,4 +29,5 @@ def today():
         waiting = [(e, e.citizen.name, e.centre, e.offered_slot.astimezone(zone) if e.offered_slot else None)
                    for e in waitlist.on_day(session, day)]
     from web.booking import ActionForm  # the check-in and waitlist buttons post to the booking blueprint
-    return render_template("desk/today.html", day=day, rows=rows, waiting=waiting, action_form=ActionForm())
+    return render_template("desk/today.html", day=day, rows=rows, waiting=waiting, action_form=ActionForm(),
+                           code_limit=booking.WRONG_CODE_LIMIT)

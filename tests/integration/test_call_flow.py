@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
+import signal
 import threading
 import time
 
@@ -350,3 +352,65 @@ def test_refused_caller_leaves_a_message_that_becomes_a_ticket(provisioned_aster
     assert content_type == "audio/wav" and data[:4] == b"RIFF" and data[8:12] == b"WAVE"
     assert size > 16000 * 2, size   # seconds of 8 kHz, 16-bit sound
     assert not (p.settings.state_dir / "asterisk" / "spool" / "messages" / message["File"].rsplit("/", 1)[1]).exists()
+
+
+def test_hung_fastagi_server_refuses_within_seconds(provisioned_asterisk, agi_server, watching, booked, governor,
+                                                    phones):
+    """A FastAGI server that is alive, accepts connections and answers nothing (SIGSTOP) holds no caller:
+    a booked centre hears the refusal within seconds (the dialplan's bound on the decision), and the desk
+    never rings."""
+    p = provisioned_asterisk
+    booked("BDR", -60, 15)   # due now: with a working server this call would reach the desk
+    bdr = phones.start(BDR)
+    os.kill(agi_server.proc.pid, signal.SIGSTOP)
+    try:
+        since = time.monotonic()
+        bdr.dial("100")
+        try:
+            answered = bdr.wait_event("CALL_ESTABLISHED", 15, since=since)  # the refusal answers the call
+        except PhoneError as exc:
+            raise AssertionError(f"no refusal within 15 s: {exc}{log_on_failure(p, agi_server)}") from None
+        decision = watching.wait("TawasulDecision", 10, since, Endpoint=BDR)
+        wait_for(lambda: application_of(p, BDR) in ("Playback", "Read"), 10, "the spoken refusal", interval=0.2)
+    finally:
+        os.kill(agi_server.proc.pid, signal.SIGCONT)
+    heard = answered["_at"] - since
+    print(f"refusal heard {heard:.2f} s after dialling, with the FastAGI server stopped; decision {decision}")
+    assert heard < 5, heard
+    assert (decision["Decision"], decision["Reason"]) == ("", "")  # no decision: the refusal
+    bdr.hangup()
+    bdr.wait_event("CALL_CLOSED", 10, since=since)
+    assert governor.incoming_calls(since) == []
+
+
+def test_a_booking_code_keyed_after_the_first_seconds_still_connects(provisioned_asterisk, agi_server, watching,
+                                                                     booked, governor, phones):
+    """The dialplan's short bound on the decision is extended by route_call for each code prompt: a
+    citizen who keys the code well after it still reaches the governor."""
+    p = provisioned_asterisk
+    appointment_id = booked("KHB", -60, 15)
+    with p.db.write() as session:
+        centre = session.scalars(sa.select(Centre).where(Centre.code == "KHB")).one()
+        centre.require_code = True
+        code = session.get(Appointment, appointment_id).checkin_code
+    try:
+        khb = phones.start(KHB)
+        since = time.monotonic()
+        khb.dial("100")
+        wait_for(lambda: application_of(p, KHB) == "AGI", 10, "the code prompt (AGI)", interval=0.2)
+        time.sleep(6)   # twice the bound on an unextended decision
+        for digit in code:
+            khb.command("sndcode", digit)
+            time.sleep(0.3)
+        try:
+            incoming_established(governor, since)
+        except PhoneError as exc:
+            raise AssertionError(f"{exc}{log_on_failure(p, agi_server)}") from None
+        decision = watching.wait("TawasulDecision", 5, since, Endpoint=KHB)
+        assert decision["Decision"] == "connect" and decision["Appointment"] == str(appointment_id)
+        khb.hangup()
+        with p.db.read() as session:
+            assert session.get(Appointment, appointment_id).code_failures == 0
+    finally:
+        with p.db.write() as session:
+            session.scalars(sa.select(Centre).where(Centre.code == "KHB")).one().require_code = False

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import re
 import socket
 import threading
@@ -109,3 +110,19 @@ def test_centre_cannot_dial_other_numbers(provisioned_asterisk):
         out = runtime.cli(f"dialplan show {number}@from-centre")
         assert re.search(r"Hangup\(21\)", out), (number, out)
         assert "Dial(" not in out and "AGI(" not in out
+
+
+def test_agi_server_without_the_dialplans_secret_denies_at_once(provisioned_asterisk, agi_down, tmp_path):
+    """A FastAGI server whose secret is not the dialplan's (another state folder's) decides nothing: the
+    route is refused at once, as with no server at all."""
+    settings = dataclasses.replace(provisioned_asterisk.settings, state_dir=tmp_path / "elsewhere",
+                                   database_url=provisioned_asterisk.settings.db_url)
+    server = start_agi_server(settings, tmp_path / "agi.log")
+    try:
+        seconds, logged = route_once(provisioned_asterisk.runtime)
+    finally:
+        stop_agi_server(server)
+    print(f"deny with a FastAGI server that does not share the dialplan's secret: {seconds:.2f} s")
+    assert "wrong shared secret" in server.log_text()
+    assert seconds < 3
+    assert_denied(logged)

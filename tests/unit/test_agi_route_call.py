@@ -1,6 +1,7 @@
 """route_call over a real loopback socket, as Asterisk asks it, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import logging
 
@@ -45,7 +46,7 @@ def server(demo_db, settings, clock, request):
     inline = request.param == "db-inline"
     reader = SQLiteReader(demo_db.url) if inline and demo_db.engine.dialect.name == "sqlite" else None
     running = ServerThread(HandlerContext(settings=settings, connect=reader.connect if reader else demo_db.engine.connect,
-                                          clock=clock, db_inline=inline))
+                                          clock=clock, db_inline=inline, write=demo_db.write))
     yield running
     running.close()
     if reader is not None:
@@ -199,6 +200,59 @@ def test_hanging_up_at_the_code_prompt_ends_cleanly(demo_db, server, caplog):
     assert agi_call(server.port, "centre-bdr-1", digits=["-1"]).variables == {}  # Asterisk: -1 on hangup
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert sum("channel gone before a decision" in r.getMessage() for r in caplog.records) == 2
+    assert agi_call(server.port, "centre-bdr-1", digits=[code]).decision == v.CONNECT
+
+
+def wrong_codes(code: str, n: int) -> list[str]:
+    return [f"{(int(code) + k) % 1_000_000:06d}" for k in range(1, n + 1)]
+
+
+def code_failures(db, appointment_id) -> int:
+    with db.read() as session:
+        return session.get(Appointment, appointment_id).code_failures
+
+
+def test_wrong_codes_are_limited_per_appointment_across_connections(demo_db, server):
+    """A guesser gets 3 tries a call, but any number of calls: the appointment counts the wrong codes in
+    all, and at 5 takes no call, the right code included, until the desk checks the citizen in."""
+    appointment_id, _reference, code, _nid, _name = book(demo_db, at(SUNDAY, 9))
+    require_code(demo_db)
+    guesses = wrong_codes(code, 12)
+    # Four calls at once, each on its own connection, three wrong codes each.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda k: agi_call(server.port, "centre-bdr-1", digits=guesses[3 * k:3 * k + 3]),
+                                range(4)))
+    assert all(r.decision == v.DENY for r in results)
+    assert {r.reason for r in results} <= {v.BAD_CODE, v.CODE_LOCKED} and v.CODE_LOCKED in {r.reason for r in results}
+    assert code_failures(demo_db, appointment_id) == booking.WRONG_CODE_LIMIT  # 12 keyed, 5 counted
+    # The right code now: refused without a prompt; the caller is sent to the desk.
+    locked = agi_call(server.port, "centre-bdr-1", digits=[code])
+    assert locked.variables == deny(v.CODE_LOCKED)
+    assert not any(c.startswith("GET DATA") for c in locked.commands)
+    with demo_db.read() as session:
+        assert session.scalar(sa.select(sa.func.count(AuditEntry.id)).where(
+            AuditEntry.action == "appointment.code_locked", AuditEntry.entity_id == str(appointment_id))) == 1
+    # Staff check the citizen in at the desk: the count starts again, and the right code connects.
+    with demo_db.write() as session:
+        booking.check_in(session, session.get(Appointment, appointment_id), actor="staff", now=at(SUNDAY, 9, 5))
+    assert code_failures(demo_db, appointment_id) == 0
+    result = agi_call(server.port, "centre-bdr-1", digits=[guesses[0], code])
+    assert result.decision == v.CONNECT and code_failures(demo_db, appointment_id) == 1
+    # Each prompt gets its own bound in the dialplan, put back to the short one after it.
+    assert result.deadlines == [str(v.CODE_PROMPT_SECONDS), str(v.ANSWER_SECONDS)] * 2
+
+
+def test_a_checked_in_appointment_locked_by_wrong_codes_is_unlocked_by_checking_in_again(demo_db, server):
+    appointment_id, _reference, code, _nid, _name = book(demo_db, at(SUNDAY, 9))
+    require_code(demo_db)
+    with demo_db.write() as session:
+        booking.check_in(session, session.get(Appointment, appointment_id), actor="staff", now=at(SUNDAY, 8, 50))
+    guesses = wrong_codes(code, 5)
+    assert agi_call(server.port, "centre-bdr-1", digits=guesses[:3]).variables == deny(v.BAD_CODE)
+    assert agi_call(server.port, "centre-bdr-1", digits=guesses[3:]).variables == deny(v.CODE_LOCKED)
+    with demo_db.write() as session:
+        booking.check_in(session, session.get(Appointment, appointment_id), actor="staff", now=at(SUNDAY, 9, 5))
+        assert session.get(Appointment, appointment_id).status is AppointmentStatus.CHECKED_IN
     assert agi_call(server.port, "centre-bdr-1", digits=[code]).decision == v.CONNECT
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import ipaddress
 import logging
 import os
 import selectors
@@ -31,13 +32,15 @@ from tests.live import run_async
 from tawasul import booking, demo
 from tawasul.db import Database, upgrade
 from tawasul.models import AppointmentKind
-from tawasul.settings import Settings
+from tawasul.settings import Settings, agi_secret
 from tawasul.validation import make_national_id
 
 RIYADH = ZoneInfo("Asia/Riyadh")
 SUNDAY = dt.date(2026, 12, 6)
 BOOKED_ON = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
 REPO = Path(__file__).resolve().parents[2]
+PEERS = (ipaddress.ip_network("127.0.0.1"), ipaddress.ip_network("127.0.0.2"))  # two Asterisk nodes
+SECRET = "agi-test-secret_1"  # what the fake Asterisk's dialplan holds (TAWASUL_AGI_SECRET), and the servers here
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -113,6 +116,7 @@ def agi_headers(script: str = "route_call", arg1: str | None = "centre-bdr-1", p
 class CallResult:
     variables: dict[str, str]
     commands: list[str]
+    deadlines: list[str] = dataclasses.field(default_factory=list)  # TIMEOUT(absolute) as the server set it
 
     @property
     def decision(self) -> str | None:
@@ -124,17 +128,22 @@ class CallResult:
 
 
 def agi_call(port: int, arg1: str | None = "centre-bdr-1", *, script: str = "route_call",
-             digits=(), hang_up_at: str | None = None, timeout: float = 15) -> CallResult:
-    """One FastAGI request, answered as Asterisk would. `digits`: what the caller keys at each
-    GET DATA ('' = timeout); when they run out, or a command starts with `hang_up_at`, the
-    channel hangs up (the socket closes)."""
+             digits=(), hang_up_at: str | None = None, timeout: float = 15, secret: str | None = SECRET,
+             source: str = "127.0.0.1") -> CallResult:
+    """One FastAGI request, answered as Asterisk would (from `source`, its dialplan holding `secret`
+    as TAWASUL_AGI_SECRET; None: not set). `digits`: what the caller keys at each GET DATA
+    ('' = timeout); when they run out, or a command starts with `hang_up_at`, the channel hangs up
+    (the socket closes)."""
     keyed = iter(digits)
-    variables, commands = {}, []
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+    variables, commands, deadlines = {}, [], []
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(source, 0)) as sock:
         sock.sendall(agi_headers(script, arg1, port))
         stream = sock.makefile("rb")
         while True:
-            line = stream.readline()
+            try:
+                line = stream.readline()
+            except ConnectionResetError:  # closed unanswered (abort)
+                break
             if not line:
                 break
             command = line.decode().rstrip("\n")
@@ -142,9 +151,16 @@ def agi_call(port: int, arg1: str | None = "centre-bdr-1", *, script: str = "rou
             if hang_up_at and command.startswith(hang_up_at):
                 break
             args = asterisk_args(command)
-            if args[:2] == ["SET", "VARIABLE"]:
+            if args[:2] == ["SET", "VARIABLE"] and args[2] == v.DEADLINE:
+                deadlines.append(args[3])
+                reply = "200 result=1"
+            elif args[:2] == ["SET", "VARIABLE"]:
                 variables[args[2]] = args[3]
                 reply = "200 result=1"
+            elif args == ["ANSWER"]:
+                reply = "200 result=0"
+            elif args[:3] == ["GET", "VARIABLE", v.TAWASUL_AGI_SECRET]:
+                reply = "200 result=0" if secret is None else f"200 result=1 ({secret})"
             elif args[:2] == ["EXEC", "MSet"]:
                 variables.update(mset_pairs(args[2]))
                 reply = "200 result=0"
@@ -156,7 +172,7 @@ def agi_call(port: int, arg1: str | None = "centre-bdr-1", *, script: str = "rou
             else:
                 reply = "510 Invalid or unknown command"
             sock.sendall(reply.encode() + b"\n")
-    return CallResult(variables, commands)
+    return CallResult(variables, commands, deadlines)
 
 
 # --- the server in a thread of its own ------------------------------------------------------------
@@ -165,7 +181,7 @@ class ServerThread:
     """An AgiServer on 127.0.0.1, in its own thread and event loop, like the real process."""
 
     def __init__(self, context: HandlerContext, routes=ROUTES, **limits):
-        self.context, self.routes, self.limits = context, routes, limits
+        self.context, self.routes, self.limits = context, routes, {"secret": SECRET, **limits}
         self.ready = threading.Event()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="agi-server", daemon=True)
@@ -248,8 +264,8 @@ def server(booked):
     settings, database, _reference = booked
     reader = SQLiteReader(database.url)  # as `tawasul agi serve` reads SQLite
     context = HandlerContext(settings=settings, connect=reader.connect, clock=fixed_clock(at(SUNDAY, 9, 5)),
-                             db_inline=True)
-    running = ServerThread(context, header_timeout=1.0)
+                             db_inline=True, write=database.write)
+    running = ServerThread(context, header_timeout=1.0, allowed_peers=PEERS)
     yield running
     running.close()
     reader.dispose()
@@ -352,8 +368,8 @@ def test_1000_idle_connections_time_out_while_real_calls_are_answered(server, bo
     caplog.set_level(logging.INFO)
     idle = []
     try:
-        for n in range(1000):
-            sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        for n in range(1000):  # from the other node: up to its own cap (1000 connections from one address)
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=5, source_address=("127.0.0.2", 0))
             if n % 2:
                 sock.sendall(b"agi_network: yes\n")  # half of them start, then stall
             idle.append(sock)
@@ -406,12 +422,69 @@ def test_the_connection_cap_closes_the_excess_at_once(booked, caplog):
         capped.close()
 
 
+def test_fastagi_refuses_unlisted_peer(server, booked, caplog):
+    """Anyone who reaches the port from an address that is not Asterisk's is closed at once, unanswered:
+    not even the secret is asked for, let alone a citizen's name."""
+    caplog.set_level(logging.INFO)
+    for source in ("127.0.0.3", "127.8.9.10"):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5, source_address=(source, 0)) as sock:
+            try:
+                sock.sendall(agi_headers())
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            assert wait_closed(sock, 0.5)
+        assert agi_call(server.port, source=source).commands == []
+    refused = [r.getMessage() for r in caplog.records if "not an allowed peer" in r.getMessage()]
+    assert len(refused) == 4 and all("127.0.0.3" in r or "127.8.9.10" in r for r in refused)
+    assert_normal_call_connects(server, booked)
+
+
+def test_fastagi_requires_shared_secret(server, booked, caplog):
+    """Playing Asterisk from Asterisk's own address is not enough: without the dialplan's secret there
+    is no decision and no name (the first thing asked is the secret; nothing else follows)."""
+    caplog.set_level(logging.INFO)
+    for secret in (None, "", "guess", SECRET[:-1], SECRET + "x", SECRET.upper()):
+        result = agi_call(server.port, "centre-bdr-1", secret=secret)
+        assert result.commands == [f"GET VARIABLE {v.TAWASUL_AGI_SECRET}"], secret
+        assert result.variables == {}
+        assert not any(booked[2] in command for command in result.commands)
+    assert sum("wrong shared secret" in r for r in rejections(caplog)) == 6
+    assert_normal_call_connects(server, booked)
+
+
+def test_one_peer_cannot_take_every_slot(booked, caplog):
+    """One Asterisk node (or whatever holds its address) may open at most max_per_peer connections:
+    however many it opens, the other node's calls are still decided."""
+    caplog.set_level(logging.INFO)
+    settings, database, reference = booked
+    capped = ServerThread(HandlerContext(settings, database.engine.connect, fixed_clock(at(SUNDAY, 9, 5))),
+                          allowed_peers=PEERS, max_connections=8, max_per_peer=4, header_timeout=5.0)
+    held = []
+    try:
+        for _ in range(8):
+            held.append(socket.create_connection(("127.0.0.1", capped.port), source_address=("127.0.0.2", 0)))
+        deadline = time.monotonic() + 3
+        while capped.active < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert capped.active == 4
+        assert sum(wait_closed(sock, 0.3) for sock in held) == 4  # the excess is closed at once
+        assert any("4 from this address" in r for r in rejections(caplog))
+        result = agi_call(capped.port)  # from 127.0.0.1
+        assert result.decision == v.CONNECT and reference in result.variables[v.TAWASUL_CALLER_NAME]
+    finally:
+        for sock in held:
+            sock.close()
+        capped.close()
+
+
 @pytest.mark.parametrize("answer", [b"HANGUP\n", b"200 result=-1\n", b"garbage\n", b"\n", b""])
 def test_asterisk_hanging_up_mid_command_ends_the_handler_cleanly(server, booked, caplog, answer):
     caplog.set_level(logging.INFO)
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         sock.sendall(agi_headers())
         stream = sock.makefile("rb")
+        assert stream.readline() == f"GET VARIABLE {v.TAWASUL_AGI_SECRET}\n".encode()
+        sock.sendall(f"200 result=1 ({SECRET})\n".encode())
         assert stream.readline().startswith(b"EXEC MSet ")
         if answer:
             sock.sendall(answer)
@@ -514,8 +587,10 @@ def test_python_m_agi_serves_and_stops_cleanly_on_sigterm(booked, tmp_path):
                 break
         assert port, "the server did not report its port"
         # the real clock: an unknown device is denied whatever the time
-        assert agi_call(port, "centre-nowhere-1").decision == v.DENY
-        assert agi_call(port, "centre-bdr-1").decision in (v.CONNECT, v.WAIT, v.DENY)
+        secret = agi_secret(settings)  # made in the state folder by the server on its first start
+        assert agi_call(port, "centre-nowhere-1", secret=secret).decision == v.DENY
+        assert agi_call(port, "centre-bdr-1", secret=secret).decision in (v.CONNECT, v.WAIT, v.DENY)
+        assert agi_call(port, "centre-bdr-1").variables == {}  # any other secret: no decision
         process.send_signal(signal.SIGTERM)
         assert process.wait(10) == 0
         assert "stopping" in process.stderr.read()

@@ -1,4 +1,6 @@
 """Connect next: the next due, checked-in appointment, and the AMI Originate that carries it out."""
+import re
+
 import pytest
 
 from tawasul import booking, governor_calls
@@ -54,3 +56,14 @@ def test_refusals(demo_db, setup, message):
         session.flush()
         with pytest.raises(InvalidInput, match=message):
             next_call(session)
+
+
+def test_caller_name_cannot_inject_callerid():
+    """What the governor's phone shows is the citizen's name and reference, whatever the name holds: it can
+    neither end the quoted name (") and give another number (<...>), nor start another AMI header line."""
+    hostile = 'Ali" <sip:governor-desk-1@evil> "Governor\\\r\nAction: Hangup\r\nChannel: PJSIP/governor-desk-1; [x]'
+    call = governor_calls.NextCall(7, "A-1234-5678", hostile, "centre-bdr-1", "governor-desk-1", 600)
+    caller_id = governor_calls.originate_action(call)["CallerID"]
+    assert re.fullmatch(r'"[^"<>\\\r\n;\[\]]*" <A-1234-5678>', caller_id), caller_id
+    name = caller_id.split('"')[1]
+    assert name.startswith("Ali") and name.endswith("A-1234-5678") and "Action: Hangup" in name

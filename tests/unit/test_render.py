@@ -72,6 +72,7 @@ def test_manager_conf_is_written_0600_and_the_rest_0640(settings, tmp_path):
     assert len(changed) == len(files)
     assert stat.S_IMODE((tmp_path / "etc" / "manager.conf").stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "etc" / "pjsip.conf").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "etc" / "extensions.conf").stat().st_mode) == 0o600  # the FastAGI secret
     assert SECRET in (tmp_path / "etc" / "manager.conf").read_text()
     assert sorted(p.name for p in (tmp_path / "etc").iterdir()) == sorted(files)  # no temporary files left
     assert writer.write_files(tmp_path / "etc", files, private=render.PRIVATE_FILES) == []  # unchanged

@@ -61,7 +61,7 @@ def layout(settings):
 def files(settings, layout, monkeypatch):
     # the machine's own addresses (offered as ICE candidates on a loopback-only setup) stay out of the golden files
     monkeypatch.setattr(render, "_interface_addresses", lambda: {"127.0.0.1", "192.0.2.7"})
-    return render.render_all(settings, ROWS, "ami-secret-1", layout)
+    return render.render_all(settings, ROWS, "ami-secret-1", layout, agi_secret="agi-secret-1")
 
 
 @pytest.mark.parametrize("name", GOLDEN_FILES)
@@ -73,7 +73,7 @@ def test_golden(files, name):
 
 
 def test_render_is_pure_and_valid(settings, layout, files):
-    assert render.render_all(settings, ROWS, "ami-secret-1", layout) == files
+    assert render.render_all(settings, ROWS, "ami-secret-1", layout, agi_secret="agi-secret-1") == files
     assert validate(files) == []
 
 
@@ -124,7 +124,15 @@ def test_free_text_cannot_break_the_file(files):
 
 def test_dialplan_acts_on_the_agi_decision_only(files):
     centre = section(files["extensions.conf"], "from-centre")
-    assert "AGI(agi://127.0.0.1:4573/route_call,${CHANNEL(endpoint)})" in centre
+    assert "Gosub(tawasul-decide,s,1(${CHANNEL(endpoint)}))" in centre
+    decide = options(section(files["extensions.conf"], "tawasul-decide"))
+    # A bounded wait: the AGI ends when the bound runs out, and then there is no decision (T).
+    assert decide == [("exten", "s,1,Set(AGIEXITONHANGUP=yes)"), ("same", f"n,Set({v.DEADLINE}={v.ANSWER_SECONDS})"),
+                      ("same", "n,AGI(agi://127.0.0.1:4573/route_call,${ARG1})"), ("same", f"n,Set({v.DEADLINE}=0)"),
+                      ("same", "n,Return()"), ("exten", f"T,1,Set({v.TAWASUL_DECISION}=)"), ("same", "n,Return()")]
+    # The server's secret, as the global it reads (and the file holding it is private).
+    assert (v.TAWASUL_AGI_SECRET, "agi-secret-1") in options(section(files["extensions.conf"], "globals"))
+    assert "extensions.conf" in render.PRIVATE_FILES
     assert f'GotoIf($["${{{v.TAWASUL_DECISION}}}" = "{v.CONNECT}"]?connect)' in centre
     assert f'"${{{v.TAWASUL_DECISION}}}" = "{v.WAIT}"' in centre
     assert f"Set({v.TAWASUL_DECISION}=)" in centre  # cleared before asking
@@ -148,7 +156,8 @@ def test_dialplan_acts_on_the_agi_decision_only(files):
 
 def test_deny_prompts_cover_the_agi_reasons():
     reasons = {value for name, value in vars(v).items() if name.isupper() and isinstance(value, str)
-               and name in ("UNKNOWN_DEVICE", "OUTSIDE_HOURS", "NO_APPOINTMENT", "TOO_EARLY", "TOO_LATE", "BAD_CODE")}
+               and name in ("UNKNOWN_DEVICE", "OUTSIDE_HOURS", "NO_APPOINTMENT", "TOO_EARLY", "TOO_LATE", "BAD_CODE",
+                            "CODE_LOCKED")}
     # and the dialplan's own: a waiting caller whose slot ended; wrong_centre (issue 4's list)
     assert set(render.DENY_REASONS) == reasons | {"governor_unavailable", "wrong_centre"}
     from provisioning import prompts

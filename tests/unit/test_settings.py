@@ -58,3 +58,13 @@ def test_generated_secrets_are_private_and_stable(tmp_path):
     first = generated_secret(settings, "ami")
     assert generated_secret(settings, "ami") == first
     assert (tmp_path / "secrets" / "ami").stat().st_mode & 0o077 == 0
+
+
+def test_agi_allowed_peers_are_addresses_or_cidrs():
+    from tawasul.settings import peer_networks
+
+    assert [str(n) for n in peer_networks(load(environ={}).agi_allowed_peers)] == ["127.0.0.1/32", "::1/128"]
+    assert [str(n) for n in peer_networks(" 10.20.0.5, 10.30.0.0/24 ,")] == ["10.20.0.5/32", "10.30.0.0/24"]
+    for bad in ("asterisk.internal", "10.0.0.300", " , "):
+        with pytest.raises(SettingsError, match="agi_allowed_peers"):
+            load(environ={"TAWASUL_AGI_ALLOWED_PEERS": bad})

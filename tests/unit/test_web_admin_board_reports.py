@@ -161,6 +161,17 @@ def test_config_diff_masks_secrets(web_app, client, login):
     assert not re.search(r"password_digest\s*=\s*MD5:[0-9a-f]{8}", page)
 
 
+def test_config_diff_masks_the_fastagi_secret(web_app, client, login):
+    from provisioning import certs
+    from tawasul.settings import agi_secret
+    settings = web_app.extensions["tawasul.settings"]
+    certs.ensure_certificates(settings)
+    login("it_admin")
+    page = client.get("/admin/config").get_data(as_text=True)
+    assert "extensions.conf" in page and "TAWASUL_AGI_SECRET = ********" in page
+    assert agi_secret(settings) not in page
+
+
 def test_mask_function():
     from web.admin import mask
     text = "[tawasul]\nsecret = s3cr3t-value\npassword_digest = MD5:abcdef\nx = s3cr3t-value\n"

@@ -426,6 +426,21 @@ def test_check_in_from_the_desk(web_app, staff):
     assert counts(web_app) == before
 
 
+def test_the_desk_sees_an_appointment_locked_by_wrong_codes_and_unlocks_it_by_checking_in(web_app, staff):
+    reference = book_video(staff, web_app, 9)
+    assert post(staff, f"/booking/{reference}/check-in", {}, f"/desk/?date={SUNDAY}").status_code == 302
+    assert "مقفل" not in staff.get(f"/desk/?date={SUNDAY}").get_data(as_text=True)
+    with db(web_app).write() as session:  # five wrong codes keyed on calls (route_call counts them)
+        booking.by_reference(session, reference).code_failures = booking.WRONG_CODE_LIMIT
+    page = staff.get(f"/desk/?date={SUNDAY}").get_data(as_text=True)
+    assert "مقفل: أُدخلت رموز حجز خاطئة كثيرة" in page and f"/booking/{reference}/check-in" in page
+    assert post(staff, f"/booking/{reference}/check-in", {}, f"/desk/?date={SUNDAY}").status_code == 302
+    with db(web_app).read() as session:
+        appointment = booking.by_reference(session, reference)
+        assert (appointment.status, appointment.code_failures) == (AppointmentStatus.CHECKED_IN, 0)
+    assert "مقفل" not in staff.get(f"/desk/?date={SUNDAY}").get_data(as_text=True)
+
+
 def test_governor_office_may_view_but_not_book(web_app, login):
     client = login("governor_office")
     assert client.get("/booking/").status_code == 403
