@@ -10,13 +10,15 @@ import ipaddress
 import os
 import secrets
 import tomllib
+import zlib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 DEFAULT_SECRET_KEY = "insecure-demo-secret-key"
-# 32 random bytes as text: 43 URL-safe base64 characters, 64 hex digits (16 symbols).
+# 32 random bytes as text: 43 URL-safe base64 characters or 64 hex digits, which zlib cannot shrink
+# below 49 bytes; a key of repeats (a word over and over, a run of one letter) shrinks well below 45.
 MIN_SECRET_KEY_LENGTH = 43
-MIN_SECRET_KEY_SYMBOLS = 16
+MIN_SECRET_KEY_COMPRESSED = 45
 
 
 class SettingsError(Exception):
@@ -121,7 +123,8 @@ class Settings:
             raise SettingsError(
                 "refusing to start: set TAWASUL_SECRET_KEY (or secret_key in the settings file); "
                 "the default key is only allowed in demo mode")
-        if len(self.secret_key) < MIN_SECRET_KEY_LENGTH or len(set(self.secret_key)) < MIN_SECRET_KEY_SYMBOLS:
+        if (len(self.secret_key) < MIN_SECRET_KEY_LENGTH
+                or len(zlib.compress(self.secret_key.encode(), 9)) < MIN_SECRET_KEY_COMPRESSED):
             raise SettingsError(
                 f"refusing to start: the secret key (TAWASUL_SECRET_KEY) must be at least {MIN_SECRET_KEY_LENGTH} "
                 "random characters; make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")

@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tawasul import demo, outbox
 from tawasul.db import Database, upgrade
 from tawasul.models import OutboxMessage
+from tawasul.settings import agi_secret
 from tests.live import free_port, stop, tawasul, wait_for, wait_http
 from tests.unit.test_agi_server import agi_call
 
@@ -66,8 +67,9 @@ def test_agi_metrics_move_with_real_exchanges_and_every_log_line_is_json(seeded,
         wait_http(url, process)
         wait_for(lambda: "listening on" in log.read_text(), 10, "the FastAGI server to listen")
         before = scrape(url)
-        assert agi_call(agi_port, "centre-nowhere-1").decision == "deny"
-        assert agi_call(agi_port, "centre-nowhere-2").decision == "deny"
+        secret = agi_secret(settings)  # the one the server read from the state folder
+        assert agi_call(agi_port, "centre-nowhere-1", secret=secret).decision == "deny"
+        assert agi_call(agi_port, "centre-nowhere-2", secret=secret).decision == "deny"
         with socket.create_connection(("127.0.0.1", agi_port)) as garbage:
             garbage.sendall(b"GET / HTTP/1.0\r\n\r\n")
             garbage.recv(100)  # closed by the server

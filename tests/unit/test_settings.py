@@ -42,10 +42,13 @@ def test_production_refuses_the_default_secret_key():
     settings = load(environ={"TAWASUL_SECRET_KEY": secrets.token_urlsafe(32)})
     assert settings.secret_key != DEFAULT_SECRET_KEY
     settings.require_production_secret()
-    load(environ={"TAWASUL_SECRET_KEY": secrets.token_hex(32)}).require_production_secret()
+    for _ in range(200):  # any random key of 32 bytes, as hex too
+        load(environ={"TAWASUL_SECRET_KEY": secrets.token_hex(32)}).require_production_secret()
+        load(environ={"TAWASUL_SECRET_KEY": secrets.token_urlsafe(32)}).require_production_secret()
 
 
-@pytest.mark.parametrize("key", ["x" * 64, "changeme", "correct-horse-battery-staple", "0123456789abcdef" * 2])
+@pytest.mark.parametrize("key", ["x" * 64, "changeme", "correct-horse-battery-staple", "0123456789abcdef" * 4,
+                                 "correct-horse-battery-staple-correct-horse"])
 def test_any_secret_key_is_accepted_outside_demo_mode_is_closed(key):
     """Review finding 9: a short or plain key is refused outside demo mode, with how to make a good one."""
     with pytest.raises(SettingsError, match="token_urlsafe"):
