@@ -148,7 +148,8 @@ def test_the_installed_package_runs_as_an_unprivileged_user(installed, venv):
 
         wait_for(lambda: agi.poll() is not None or _accepts(ports["agi"]), 30, "agi serve listens")
         assert agi.poll() is None, agi.stdout.read()
-        call = agi_call(ports["agi"], "centre-bdr-1")  # no booking now: a decision, and it is no
+        secret = (state / "secrets" / "agi").read_text().strip()  # what Asterisk's dialplan holds
+        call = agi_call(ports["agi"], "centre-bdr-1", secret=secret)  # no booking now: a decision, a no
         assert call.decision == "deny" and call.reason, call
     finally:
         for process in (web, agi):
