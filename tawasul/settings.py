@@ -61,6 +61,8 @@ class Settings:
     load_test: bool = False
     # Public forms and tracking (web and API), per client address and web worker (flask-limiter syntax).
     public_rate_limit: str = "10 per minute"
+    # Sign-in and password-change attempts, per client address (beside the per-account throttle).
+    sign_in_rate_limit: str = "10 per minute"
     # Public tracking of one reference number, from any address (web and API together).
     tracking_reference_limit: str = "20 per hour"
     # Where the web workers keep their rate-limit counters: empty for an SQLite file in the state

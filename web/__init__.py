@@ -99,6 +99,11 @@ def public_limit() -> str:
     return settings_of(current_app).public_rate_limit
 
 
+def sign_in_limit() -> str:
+    """Sign-in and password-change attempts per client address (setting sign_in_rate_limit)."""
+    return settings_of(current_app).sign_in_rate_limit
+
+
 def reference_limit() -> str:
     """Public tracking's limit on one reference number, whoever asks (setting tracking_reference_limit)."""
     return settings_of(current_app).tracking_reference_limit

@@ -25,7 +25,7 @@ from provisioning import console_endpoint
 from tawasul import users
 from tawasul.models import Role, User
 from tawasul.validation import InvalidInput
-from web import db_of, limiter, settings_of
+from web import db_of, limiter, settings_of, sign_in_limit
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -121,7 +121,7 @@ def _safe_next(target: str | None) -> str | None:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit("10 per minute", methods=["POST"])
+@limiter.limit(sign_in_limit, methods=["POST"])
 def login():
     form = LoginForm()
     status = 200
@@ -169,7 +169,7 @@ class PasswordForm(FlaskForm):
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
-@limiter.limit("10 per minute", methods=["POST"])
+@limiter.limit(sign_in_limit, methods=["POST"])
 @login_required
 def change_password():
     """Any signed-in user chooses a new password; their other sessions end."""

@@ -40,7 +40,9 @@ def web_server(tmp_path_factory):
         WEB_ACCOUNTS.update(demo.seed(session, settings))
     db.dispose()
     port = free_port()
-    env = {"TAWASUL_STATE_DIR": str(state), "TAWASUL_DEMO": "1", "TAWASUL_WEB_PORT": str(port)}
+    env = {"TAWASUL_STATE_DIR": str(state), "TAWASUL_DEMO": "1", "TAWASUL_WEB_PORT": str(port),
+           # Every browser test signs in from 127.0.0.1, a dozen in a minute: above one person's limit.
+           "TAWASUL_SIGN_IN_RATE_LIMIT": "200 per minute"}
     # gunicorn's own log, kept beside the state folder: if the server dies mid-session, it says why.
     with open(state.parent / "gunicorn.log", "ab") as log:
         process = tawasul(["web", "serve", "--workers", "2"], env, stdout=log, stderr=subprocess.STDOUT)
