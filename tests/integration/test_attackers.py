@@ -308,3 +308,121 @@ def reaches_desk(phone, governor, timeout: float = 20) -> float:
     finally:
         phone.hangup()
         governor.wait_event("CALL_CLOSED", 10, since=since)
+
+
+# --------------------------------------------------------------------------- a FastAGI flood
+
+# 2,000 connections within ~3 s: from Asterisk's own (allowed) address without the secret, garbage,
+# half-open (connect, say nothing), slow senders (a byte every 0.5 s); strangers from other loopback addresses.
+FLOOD = {"no_secret": 800, "garbage": 400, "half_open": 300, "slow": 200, "stranger": 300}
+HOLD = 8.0   # seconds a flood connection waits for the server to close it
+STRANGERS = [f"127.0.0.{n}" for n in range(2, 10)]
+
+
+async def _one(kind: str, port: int, source: str):
+    loop = asyncio.get_running_loop()
+    started, received, outcome = loop.time(), bytearray(), "closed"
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+    except OSError as exc:
+        return kind, f"not connected: {exc.__class__.__name__}", b"", 0.0
+    try:
+        async with asyncio.timeout(HOLD):
+            if kind in ("no_secret", "stranger"):
+                writer.write(agi_headers("route_call", CENTRE, port))
+            elif kind == "garbage":
+                writer.write(os.urandom(300) + b"\n\n")
+            elif kind == "slow":
+                writer.write(b"agi_network_script")
+            while True:
+                try:
+                    async with asyncio.timeout(0.5 if kind == "slow" else HOLD):
+                        chunk = await reader.read(4096)
+                except TimeoutError:
+                    writer.write(b"x")   # the slow sender's next byte
+                    continue
+                if not chunk:
+                    break
+                received += chunk
+                if kind == "no_secret" and b"GET VARIABLE" in chunk:
+                    writer.write(b"200 result=1 (a-guessed-secret)\n")
+    except TimeoutError:
+        outcome = "still open"
+    except (ConnectionError, OSError):
+        pass   # reset: the server aborted the connection
+    finally:
+        writer.transport.abort()
+    return kind, outcome, bytes(received), loop.time() - started
+
+
+async def _flood(port: int) -> list[tuple]:
+    kinds = [kind for kind, count in FLOOD.items() for _ in range(count)]
+    random.Random(7).shuffle(kinds)
+    tasks = []
+    for n, kind in enumerate(kinds):
+        source = STRANGERS[n % len(STRANGERS)] if kind == "stranger" else "127.0.0.1"
+        tasks.append(asyncio.create_task(_one(kind, port, source)))
+        if n % 200 == 199:
+            await asyncio.sleep(0.3)
+    return await asyncio.gather(*tasks)
+
+
+def process_use(pid: int) -> tuple[int, int]:
+    """(resident memory in KiB, open file descriptors) of a process."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)), len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_fastagi_flood_while_a_booked_call_reaches_the_desk(provisioned_asterisk, agi_server, booked, governor,
+                                                            phones):
+    p = provisioned_asterisk
+    port, pid = p.settings.agi_port, agi_server.proc.pid
+    booked(CENTRE, -60, 15)
+    phone = phones.start(CENTRE)
+    secret = settings_module.agi_secret(p.settings)
+    assert agi_call(port, CENTRE, secret=secret).decision == "connect"   # warm: the server's database pool is open
+    rss_before, fds_before = process_use(pid)
+    results: list = []
+    started = time.monotonic()
+    flood = threading.Thread(target=lambda: results.extend(asyncio.run(_flood(port))), daemon=True)
+    flood.start()
+    time.sleep(2.0)   # the flood is in full swing (~1,300 connections opened, the held ones still open)
+    rss_peak, fds_peak = process_use(pid)
+    to_desk = reaches_desk(phone, governor)
+    flood.join(HOLD + 30)
+    lasted = time.monotonic() - started
+    assert not flood.is_alive()
+    outcomes: dict = {}
+    for kind, outcome, _received, _seconds in results:
+        outcomes.setdefault(kind, {}).setdefault(outcome, 0)
+        outcomes[kind][outcome] += 1
+    longest = {kind: max(s for k, _o, _r, s in results if k == kind) for kind in FLOOD}
+    print(f"FastAGI flood: {len(results)} connections in {lasted:.1f} s (outcomes {outcomes}; longest held "
+          + ", ".join(f"{k} {s:.1f} s" for k, s in longest.items()) + ")")
+    print(f"the booked call reached the desk {to_desk:.1f} s after dialling, during the flood")
+    assert len(results) == sum(FLOOD.values())
+    # The server closed every connection itself, within its header bound (5 s) and a margin.
+    assert all(o == "closed" for _k, o, _r, _s in results), outcomes
+    assert max(longest.values()) < 7.5, longest
+    # Nothing given away: strangers, garbage, half-open and slow senders heard nothing at all; a caller without
+    # the secret was asked for it once and told nothing else (no decision, no TAWASUL_* value).
+    for kind, _outcome, received, _seconds in results:
+        if kind == "no_secret":
+            assert received in (b"", b"GET VARIABLE TAWASUL_AGI_SECRET\n"), received[:200]
+        else:
+            assert received == b"", (kind, received[:200])
+    assert any(r == b"GET VARIABLE TAWASUL_AGI_SECRET\n" for k, _o, r, _s in results if k == "no_secret")
+    # The server is up and decides as before; its memory and descriptors are back near where they started.
+    decided = agi_call(port, CENTRE, secret=secret)
+    assert decided.decision == "connect", decided
+    rss_after, fds_after = wait_for(lambda: (use := process_use(pid))[1] <= fds_before + 2 and use, 10,
+                                    f"the server's descriptors back near {fds_before} (now {process_use(pid)}, "
+                                    f"{os.listdir(f'/proc/{pid}/fd')})")
+    print(f"server RSS {rss_before} KiB before, {rss_peak} during, {rss_after} after; "
+          f"FDs {fds_before} before, {fds_peak} during, {fds_after} after")
+    assert agi_server.proc.poll() is None
+    assert rss_after < rss_before + 32 * 1024
+    log = agi_server.log_text()
+    print("server log lines: " + ", ".join(f"{word}: {log.count(word)}" for word in
+                                             ("not an allowed peer", "wrong shared secret", "not an AGI header line",
+                                              "no complete header block", "connections already open")))
