@@ -81,6 +81,7 @@ class TlsRelay:
         self.udp.settimeout(0.2)
         self.address = f"udp://127.0.0.1:{self.udp.getsockname()[1]}"
         self.links: dict = {}
+        self.errors: list[str] = []
         self.stopping = False
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -91,11 +92,15 @@ class TlsRelay:
                 data, sender = self.udp.recvfrom(65535)
             except (TimeoutError, socket.timeout):
                 continue
-            if sender not in self.links:
-                raw = socket.create_connection(("127.0.0.1", self.port), timeout=5)
-                self.links[sender] = self.context.wrap_socket(raw, server_hostname="127.0.0.1")
-                threading.Thread(target=self._back, args=(sender, self.links[sender]), daemon=True).start()
-            self.links[sender].sendall(data)
+            try:
+                if sender not in self.links:
+                    raw = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+                    self.links[sender] = self.context.wrap_socket(raw, server_hostname="127.0.0.1")
+                    threading.Thread(target=self._back, args=(sender, self.links[sender]), daemon=True).start()
+                self.links[sender].sendall(data)
+            except OSError as exc:   # say so in the test's output; the next datagram tries a new connection
+                self.errors.append(f"{sender}: {exc!r}")
+                self.links.pop(sender, None)
 
     def _back(self, sender, link):
         buffer = bytearray()
@@ -135,10 +140,11 @@ def ask_tls(p, method: str, user: str, timeout: float = 5) -> str:
     with context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=timeout),
                              server_hostname="127.0.0.1") as sock:
         host, local = sock.getsockname()[:2]
-        uri = f"sip:127.0.0.1:{port};transport=tls" if method == "REGISTER" else f"sip:{user}@127.0.0.1:{port};transport=tls"
+        uri = f"sip:{'' if method == 'REGISTER' else user + '@'}127.0.0.1:{port};transport=tls"
         body = (f"v=0\r\no=- 1 1 IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\nm=audio 9 RTP/SAVP 0\r\n"
                 if method == "INVITE" else "")
-        lines = [f"{method} {uri} SIP/2.0", f"Via: SIP/2.0/TLS {host}:{local};rport;branch=z9hG4bK{uuid.uuid4().hex[:16]}",
+        lines = [f"{method} {uri} SIP/2.0",
+                 f"Via: SIP/2.0/TLS {host}:{local};rport;branch=z9hG4bK{uuid.uuid4().hex[:16]}",
                  "Max-Forwards: 70", f"From: <sip:{user}@127.0.0.1>;tag={uuid.uuid4().hex[:8]}",
                  f"To: <sip:{user}@127.0.0.1>", f"Call-ID: {uuid.uuid4().hex}", f"CSeq: 1 {method}",
                  f"Contact: <sip:{user}@{host}:{local};transport=tls>", "Expires: 60"]
@@ -198,15 +204,28 @@ def test_svwar_finds_no_extension(provisioned_asterisk, tls_relay, tmp_path):
         for user in USERS:
             words.write_text(user + "\n")
             run = sipvicious("svwar", "--force", "-m", method, "-d", str(words), tls_relay.address)
+            if run.returncode == 30:   # svwar waits 3 s for its first answer: once more on a busy machine
+                print(f"svwar -m {method} {user} over TLS: no answer within 3 s ({tls_relay.errors}); again")
+                run = sipvicious("svwar", "--force", "-m", method, "-d", str(words), tls_relay.address)
             print(f"svwar -m {method} {user} over TLS: exit {run.returncode}: "
                   + " | ".join(line for line in run.output.splitlines() if "Bad user" in line or "found" in line))
-            assert "SIP/2.0 401" in run.output, run.output  # it did reach Asterisk through the relay
+            assert "SIP/2.0 401" in run.output, (run.output, tls_relay.errors)  # it reached Asterisk (relay)
             assert "' exists" not in run.output and "probably exists" not in run.output, run.output
             assert "found nothing" in run.output, run.output
     print(f"svwar: {len(METHODS) * (1 + len(USERS))} runs in {time.monotonic() - started:.1f} s")
-    # Every answer, for any user and method, is the same challenge; and it names no version.
+    # Every answer, for any user and method, is the same challenge; and it names no version. Also for a
+    # centre whose phones may not connect from here (its ACL): no 403 tells a scanner the name is real.
+    with p.db.write() as session:
+        session.scalars(sa.select(Centre).where(Centre.code == "ULA")).one().allowed_networks = "10.99.0.0/16"
+    try:
+        assert p.apply().ok
+        answers = {(method, user): ask_tls(p, method, user) for method in METHODS for user in USERS + ["centre-ula-1"]}
+    finally:
+        with p.db.write() as session:
+            session.scalars(sa.select(Centre).where(Centre.code == "ULA")).one().allowed_networks = "127.0.0.0/8"
+        assert p.apply().ok
     for method in METHODS:
-        shapes = {user: shape(ask_tls(p, method, user)) for user in USERS}
+        shapes = {user: shape(answers[method, user]) for user in USERS + ["centre-ula-1"]}
         print(f"{method}: " + " / ".join(shapes[CENTRE]))
         assert all(s == shapes["centre-xyz-9"] for s in shapes.values()), shapes
         assert shapes[CENTRE][0] == "SIP/2.0 401 Unauthorized"
