@@ -92,6 +92,7 @@ def test_load_entry_on_answers_static(tmp_path):
     rt = asterisk_runtime.ensure_installed(settings)
     rt.start(timeout=60)
     try:
+        assert " udp " in rt.cli("pjsip show transports")
         assert invite(settings.sip_udp_port, "static") == 200
         assert invite(settings.sip_udp_port, "nothing-here") >= 400  # only the load-test extensions
     finally:
