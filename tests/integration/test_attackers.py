@@ -193,6 +193,8 @@ def test_svwar_finds_no_extension(provisioned_asterisk, tls_relay, tmp_path):
     plain = f"udp://127.0.0.1:{p.settings.sip_udp_port}"
     words = tmp_path / "users.txt"
     words.write_text("\n".join(USERS) + "\n")
+    security = p.runtime.log_dir / "security"
+    offset = security.stat().st_size if security.exists() else 0
     started = time.monotonic()
     for method in METHODS:
         # Plain SIP: nothing answers at all.
@@ -213,6 +215,11 @@ def test_svwar_finds_no_extension(provisioned_asterisk, tls_relay, tmp_path):
             assert "' exists" not in run.output and "probably exists" not in run.output, run.output
             assert "found nothing" in run.output, run.output
     print(f"svwar: {len(METHODS) * (1 + len(USERS))} runs in {time.monotonic() - started:.1f} s")
+    # IT sees the scan: Asterisk's security log names what was tried.
+    logged = security.read_text(errors="replace")[offset:]
+    events = re.findall(r'SecurityEvent="(\w+)"', logged)
+    print("security log: " + ", ".join(f"{e} x{events.count(e)}" for e in sorted(set(events))))
+    assert "InvalidAccountID" in events and "centre-xyz-9" in logged
     # Every answer, for any user and method, is the same challenge; and it names no version. Also for a
     # centre whose phones may not connect from here (its ACL): no 403 tells a scanner the name is real.
     with p.db.write() as session:
@@ -419,6 +426,7 @@ def test_fastagi_flood_while_a_booked_call_reaches_the_desk(provisioned_asterisk
     print(f"FastAGI flood: {len(results)} connections in {lasted:.1f} s (outcomes {outcomes}; longest held "
           + ", ".join(f"{k} {s:.1f} s" for k, s in longest.items()) + ")")
     print(f"the booked call reached the desk {to_desk:.1f} s after dialling, during the flood")
+    assert fds_peak > 100, fds_peak   # the call did go through while the server held the flood's connections
     assert len(results) == sum(FLOOD.values())
     # The server closed every connection itself, within its header bound (5 s) and a margin.
     assert all(o == "closed" for _k, o, _r, _s in results), outcomes
