@@ -42,7 +42,7 @@ class Settings:
     ami_user: str = "tawasul"
     sip_host: str = "127.0.0.1"
     sip_tls_port: int = 5061
-    sip_udp_port: int = 5060  # plain UDP, bound to 127.0.0.1 only (local tools, SIPp load tests)
+    sip_udp_port: int = 5060  # plain UDP on 127.0.0.1, only with load_test on (SIPp); never for phones
     # Asterisk's HTTPS port (on sip_host): the governor's console page connects its in-browser
     # video endpoint here over a secure websocket (wss://sip_host:webrtc_port/ws). 0: no
     # in-browser endpoint (the governor's desk phone only).

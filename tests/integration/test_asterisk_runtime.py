@@ -69,7 +69,8 @@ def test_needed_modules_are_running(asterisk, module):
 
 
 def test_pjsip_transport_and_dialplan_loaded(asterisk):
-    assert f"127.0.0.1:{asterisk.settings.sip_udp_port}" in asterisk.cli("pjsip show transports")
+    transports = asterisk.cli("pjsip show transports")
+    assert f"127.0.0.1:{asterisk.settings.sip_tls_port}" in transports and " udp " not in transports
     assert "Echo()" in asterisk.cli("dialplan show echo@tawasul-internal")
 
 
@@ -118,8 +119,8 @@ def test_two_instances_side_by_side_under_a_supervisor(asterisk, tmp_path):
     try:
         second.wait_booted(proc, timeout=60)
         assert proc.pid == second.pid()  # the child *is* Asterisk
-        assert f"127.0.0.1:{OTHER_PORTS['sip_udp_port']}" in second.cli("pjsip show transports")
-        assert f"127.0.0.1:{asterisk.settings.sip_udp_port}" in asterisk.cli("pjsip show transports")
+        assert f"127.0.0.1:{asterisk.settings.sip_tls_port}" in asterisk.cli("pjsip show transports")
+        assert f":{OTHER_PORTS['sip_tls_port']}" not in asterisk.cli("pjsip show transports")
         ok, (ping,) = ami_call(second.settings, second.ami_secret, [{"Action": "Ping"}])
         assert ok and ping.success
         # each instance has its own secret: the first one's does not open the second

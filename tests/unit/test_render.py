@@ -98,14 +98,19 @@ def test_modules_conf_never_loads_forbidden_modules(settings, module):
     assert {"chan_pjsip", "res_pjsip", "res_rtp_asterisk", "res_srtp", "res_agi", "app_dial", "pbx_config"} <= loaded
 
 
-def test_pjsip_without_certificate_has_only_loopback_udp(settings):
+def test_pjsip_without_certificate_has_no_transport(settings):
     pjsip = render.render_base(settings, SECRET)["pjsip.conf"]
     glob = dict(options(section(pjsip, "global")))
     assert glob["user_agent"] == "Tawasul"
     assert glob["endpoint_identifier_order"] == "ip,username"
     assert "anonymous" not in pjsip.lower().replace("no anonymous endpoint", "")
-    transports = re.findall(r"(?m)^protocol = (\w+)", pjsip)
-    assert transports == ["udp"]
+    # No plain SIP: Asterisk would let a phone's user name and password register over it.
+    assert re.findall(r"(?m)^protocol = (\w+)", pjsip) == []
+
+
+def test_pjsip_plain_udp_only_for_the_load_test_on_loopback(settings):
+    pjsip = render.render_base(dataclasses.replace(settings, load_test=True), SECRET)["pjsip.conf"]
+    assert re.findall(r"(?m)^protocol = (\w+)", pjsip) == ["udp"]
     assert "bind = 127.0.0.1:5060" in pjsip
 
 
