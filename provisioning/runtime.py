@@ -45,8 +45,10 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import sysconfig
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -308,7 +310,10 @@ def _sync_accounts(cache: Path, root: Path) -> None:
 
 
 def ensure_installed(settings) -> Runtime:
-    """A Runtime for `settings`: the host's Asterisk 20+, else Asterisk 22 in the cached root."""
+    """A Runtime for `settings`: the host's Asterisk 20+, else Asterisk 22 in the cached root; with
+    `asterisk_instance` set, Asterisk elsewhere (another container) sharing that instance folder."""
+    if settings.asterisk_instance:
+        return Runtime(settings, root=None, binary="/usr/sbin/asterisk")
     binary = host_asterisk()
     if binary:
         return Runtime(settings, root=None, binary=binary)
@@ -344,7 +349,11 @@ class Runtime:
         self.root = Path(root).resolve() if root else None
         self.binary = binary
         self.instance_id = render.instance_id(settings.state_dir)
-        if self.root:
+        self.elsewhere = bool(settings.asterisk_instance)
+        if self.elsewhere:
+            self.host_dir = Path(settings.asterisk_instance).resolve()
+            self.inner_dir = PurePosixPath(self.host_dir)
+        elif self.root:
             self.inner_dir = INSTANCE_BASE / self.instance_id  # as Asterisk sees it
             self.host_dir = self.root / self.inner_dir.relative_to("/")
         else:
@@ -400,6 +409,9 @@ class Runtime:
     def _packaged_dirs(self) -> dict[str, str]:
         """astmoddir/astdatadir/astagidir of the installed package, as Asterisk sees them."""
         found = {"moddir": "", "datadir": "/usr/share/asterisk", "agidir": "/usr/share/asterisk/agi-bin"}
+        if self.elsewhere:  # Debian's asterisk package, as in docker/Containerfile.asterisk
+            found["moddir"] = f"/usr/lib/{sysconfig.get_config_var('MULTIARCH') or 'x86_64-linux-gnu'}/asterisk/modules"
+            return found
         conf = self.host_path("/etc/asterisk/asterisk.conf")
         # The packaged file is Asterisk's own (mode 0640): a service user rendering the configuration
         # cannot read it, and finds the same folders by looking.
@@ -568,10 +580,19 @@ class Runtime:
         return None
 
     def is_running(self) -> bool:
+        if self.elsewhere:  # another container's process: its AMI answers or not
+            try:
+                with socket.create_connection((self.settings.ami_host, self.settings.ami_port), timeout=2):
+                    return True
+            except OSError:
+                return False
         return self.pid() is not None
 
     def cli(self, command: str, timeout: float = 30) -> str:
         """Run one CLI command on this instance (`asterisk -rx`) and return its output."""
+        if self.elsewhere:
+            raise AsteriskRuntimeError("Asterisk runs in its own container (asterisk_instance): run "
+                                       "`asterisk -rx` there, e.g. `podman exec <asterisk container> asterisk -C ...`")
         try:
             result = subprocess.run(
                 self.asterisk_args("-rx", command), check=False, capture_output=True, text=True, timeout=timeout,
@@ -618,6 +639,8 @@ class Runtime:
         until stop() or until this Python process ends. Foreground: runs until Asterisk exits
         (Ctrl-C stops it cleanly) and returns its exit code.
         """
+        if self.elsewhere:
+            raise AsteriskRuntimeError("Asterisk runs in its own container (asterisk_instance): start it there")
         running = self.pid()
         if running:
             raise AsteriskRuntimeError(f"Asterisk for {self.settings.state_dir} already runs (PID {running})")
