@@ -38,8 +38,8 @@ mirror=$(sed -nE 's#^(URIs:|deb)[[:space:]]+(\[[^]]*\][[:space:]]+)?(https?://[^
 mirror=${mirror:-http://deb.debian.org/debian}
 
 work=$(mktemp -d /tmp/tawasul-images.XXXXXX)
-cleanup() {
-  if [ -d "$work/rootfs" ] && ! grep -q " $work/" /proc/mounts; then rm -rf "$work"; fi
+cleanup() {  # never delete through a mount debootstrap may have left (its /proc, /sys)
+  if grep -q " $work/" /proc/mounts; then say "left $work: something is mounted inside"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
