@@ -192,6 +192,11 @@ def _phone(stack: Stack, device: str, folder: Path) -> BaresipPhone:
     return phone
 
 
+def _decisions(stack: Stack) -> list[str]:
+    """The FastAGI container's decision lines (`route_call channel=... -> connect ok ...`)."""
+    return [line for line in stack.logs("agi").splitlines() if "route_call" in line and " -> " in line]
+
+
 def test_a_booked_call_from_outside_reaches_the_desk_through_the_containers(stack, gateway, tmp_path):
     # Every service runs as its own user, never root.
     expected = {"agi": "tawasul", "web": "tawasul", "callwatch": "tawasul", "sms": "tawasul",
@@ -199,10 +204,6 @@ def test_a_booked_call_from_outside_reaches_the_desk_through_the_containers(stac
     users = {service: set(run(["podman", "top", stack.container(service), "user"]).stdout.split()[1:])
              for service in expected}
     assert users == {service: {user} for service, user in expected.items()}, users
-
-    reference, start = _book_next_slot(stack)
-    early = (start - dt.datetime.now(dt.timezone.utc)).total_seconds()
-    assert early < 600, f"the next slot starts in {early:.0f} s: beyond the early window"
 
     phones = []
     try:
@@ -212,6 +213,21 @@ def test_a_booked_call_from_outside_reaches_the_desk_through_the_containers(stac
         phones.append(centre)
         desk.wait_registered(30)
         centre.wait_registered(30)
+        contacts = stack.asterisk("pjsip show contacts")  # the README's way to Asterisk's CLI
+        assert CENTRE in contacts and DESK in contacts, contacts
+
+        # Nothing booked: the FastAGI container refuses, the desk never rings.
+        since = time.monotonic()
+        centre.dial("100")
+        wait_for(lambda: any("-> deny" in line for line in _decisions(stack)), 30, "the FastAGI container's refusal")
+        centre.hangup()
+        centre.wait_event("CALL_CLOSED", 15, since=since)
+        assert desk.incoming_calls(since) == []
+
+        reference, start = _book_next_slot(stack)
+        early = (start - dt.datetime.now(dt.timezone.utc)).total_seconds()
+        assert early < 600, f"the next slot starts in {early:.0f} s: beyond the early window"
+
         since = time.monotonic()
         centre.dial("100")
         desk.wait_event("CALL_ESTABLISHED", 30, since=since)
@@ -224,8 +240,7 @@ def test_a_booked_call_from_outside_reaches_the_desk_through_the_containers(stac
         for phone in phones:
             phone.stop()
 
-    decided = [line for line in stack.logs("agi").splitlines() if "route_call" in line and " -> " in line]
-    assert any("-> connect" in line for line in decided), decided
+    assert any("-> connect" in line for line in _decisions(stack)), _decisions(stack)
     with stack.db.read() as session:
         appointment = session.scalars(sa.select(Appointment).where(Appointment.reference == reference)).one()
         appointment_id = appointment.id
