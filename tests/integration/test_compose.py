@@ -108,7 +108,7 @@ def gateway():
 def stack(images, gateway, tmp_path_factory):
     folder = tmp_path_factory.mktemp("compose")
     shutil.copy(DOCKER / "compose.yaml", folder / "compose.yaml")
-    rtp = 30000 + (os.getpid() % 300) * 100  # Asterisk's RTP range: 100 ports of their own
+    rtp = 20000 + (os.getpid() % 100) * 100  # Asterisk's RTP: 100 ports below the phones' and the ephemeral ones
     env = {
         "POSTGRES_PASSWORD": secrets.token_hex(16), "POSTGRES_PORT": str(free_port()),
         "TAWASUL_SECRET_KEY": secrets.token_urlsafe(32), "TAWASUL_DEMO": "1",
