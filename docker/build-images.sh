@@ -43,6 +43,13 @@ cleanup() {  # never delete through a mount debootstrap may have left (its /proc
 }
 trap cleanup EXIT
 
+forget_older() {  # forget_older REPOSITORY:TAG: the repository's other hash tags (an image in use stays)
+  local keep=$1 tag
+  for tag in $(podman images --format '{{.Repository}}:{{.Tag}}' "${keep%:*}"); do
+    case $tag in "$keep"|*:latest) ;; *) podman rmi "$tag" >/dev/null 2>&1 || true ;; esac
+  done
+}
+
 build() {  # build TAG CONTAINERFILE CONTEXT [--build-arg ...]
   local tag=$1 file=$2 context=$3; shift 3
   say "building $tag"
@@ -64,6 +71,7 @@ if ! podman image exists "$base"; then
   say "base image in $((SECONDS - started)) s"
 fi
 podman tag "$base" localhost/tawasul-base:latest
+forget_older "$base"
 
 # --- app: the wheel and its dependencies, built here, installed there without any index -----------
 sources=(setup.cfg setup.py pyproject.toml MANIFEST.in README.md tawasul agi web provisioning asterisk_conf)
@@ -83,6 +91,7 @@ if ! podman image exists "$app"; then
   say "app image in $((SECONDS - started)) s"
 fi
 podman tag "$app" localhost/tawasul-app:latest
+forget_older "$app"
 
 # --- postgres -------------------------------------------------------------------------------------
 postgres=localhost/tawasul-postgres:$( { echo "$base"; cat "$here/Containerfile.postgres" "$here/postgres-entrypoint"; } | digest)
@@ -92,6 +101,7 @@ if ! podman image exists "$postgres"; then
   say "postgres image in $((SECONDS - started)) s"
 fi
 podman tag "$postgres" localhost/tawasul-postgres:latest
+forget_older "$postgres"
 
 # --- asterisk: the cached root filesystem (without other instances' folders or generated prompts) --
 root_hash=$( { cat "$cache/sid-root.ready"; stat -c %Y "$cache/sid-root.ready"; } | digest)
@@ -109,6 +119,7 @@ if ! podman image exists "$asterisk_root"; then
       --change 'ENV LANG=C.UTF-8' - "$asterisk_root" >/dev/null
   say "Asterisk root imported in $((SECONDS - started)) s"
 fi
+forget_older "$asterisk_root"
 asterisk=localhost/tawasul-asterisk:$( { echo "$asterisk_root"; cat "$here/Containerfile.asterisk" "$here/asterisk-entrypoint"; } | digest)
 if ! podman image exists "$asterisk"; then
   started=$SECONDS
@@ -116,6 +127,7 @@ if ! podman image exists "$asterisk"; then
   say "asterisk image in $((SECONDS - started)) s"
 fi
 podman tag "$asterisk" localhost/tawasul-asterisk:latest
+forget_older "$asterisk"
 
 echo "TAWASUL_APP_IMAGE=$app"
 echo "TAWASUL_POSTGRES_IMAGE=$postgres"
