@@ -241,6 +241,8 @@ def test_a_booked_call_from_outside_reaches_the_desk_through_the_containers(stac
             phone.stop()
 
     assert any("-> connect" in line for line in _decisions(stack)), _decisions(stack)
+    # The refusal was spoken: Asterisk read the prompts the migrate step made in the shared volumes.
+    assert "Playback failed" not in stack.logs("asterisk")
     with stack.db.read() as session:
         appointment = session.scalars(sa.select(Appointment).where(Appointment.reference == reference)).one()
         appointment_id = appointment.id
