@@ -35,6 +35,11 @@ then exec()s Asterisk in the foreground, so the child's PID is Asterisk's own. S
 from the thread that stays alive (the main thread): the death signal follows that thread.
 
 From a shell: `tawasul asterisk {install,start,stop,status,cli CMD}` (provisioning/cli.py).
+
+With the setting `asterisk_instance`, Asterisk runs elsewhere (its own container, docker/compose.yaml)
+and that folder is its instance, at the same path on both sides: configuration, keys and music are
+written into it and reloaded over AMI as usual, but Asterisk is never started, stopped or asked over
+its CLI from here, and "running" means its AMI answers.
 """
 from __future__ import annotations
 
@@ -717,6 +722,8 @@ class Runtime:
         shutil.rmtree(self.host_dir, ignore_errors=True)
 
     def status(self) -> Status:
+        if self.elsewhere:
+            return Status(running=self.is_running())
         pid = self.pid()
         if pid is None:
             return Status(running=False)

@@ -42,7 +42,7 @@ def test_configuration_goes_to_the_shared_folder_with_debians_paths(settings, tm
 
 def test_it_is_never_started_or_driven_from_here(settings):
     rt = runtime.ensure_installed(settings)
-    assert not rt.is_running()  # its AMI does not answer
+    assert not rt.is_running() and not rt.status().running  # its AMI does not answer
     with pytest.raises(runtime.AsteriskRuntimeError, match="its own container"):
         rt.cli("core show version")
     with pytest.raises(runtime.AsteriskRuntimeError, match="its own container"):
@@ -54,7 +54,7 @@ def test_running_means_its_ami_answers(settings):
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         rt = runtime.ensure_installed(dataclasses.replace(settings, ami_port=listener.getsockname()[1]))
-        assert rt.is_running()
+        assert rt.is_running() and rt.status().running
 
 
 def test_the_render_names_only_the_instance_folder(settings):
