@@ -415,7 +415,8 @@ class Runtime:
         """astmoddir/astdatadir/astagidir of the installed package, as Asterisk sees them."""
         found = {"moddir": "", "datadir": "/usr/share/asterisk", "agidir": "/usr/share/asterisk/agi-bin"}
         if self.elsewhere:  # Debian's asterisk package, as in docker/Containerfile.asterisk
-            found["moddir"] = f"/usr/lib/{sysconfig.get_config_var('MULTIARCH') or 'x86_64-linux-gnu'}/asterisk/modules"
+            multiarch = sysconfig.get_config_var("MULTIARCH") or "x86_64-linux-gnu"
+            found["moddir"] = f"/usr/lib/{multiarch}/asterisk/modules"
             return found
         conf = self.host_path("/etc/asterisk/asterisk.conf")
         # The packaged file is Asterisk's own (mode 0640): a service user rendering the configuration

@@ -204,8 +204,8 @@ def test_a_booked_call_from_outside_reaches_the_desk_through_the_containers(stac
     users = {service: set(run(["podman", "top", stack.container(service), "user"]).stdout.split()[1:])
              for service in expected}
     assert users == {service: {user} for service, user in expected.items()}, users
-    caps = {service: run(["podman", "inspect", "--format", "{{.EffectiveCaps}}", stack.container(service)]).stdout.strip()
-            for service in expected}
+    caps = {service: run(["podman", "inspect", "--format", "{{.EffectiveCaps}}",
+                          stack.container(service)]).stdout.strip() for service in expected}
     assert set(caps.values()) == {"[]"}, caps
 
     phones = []
