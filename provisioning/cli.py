@@ -10,7 +10,7 @@ import click
 from provisioning import apply as apply_module
 from provisioning import certs as certs_module
 from provisioning import runtime as asterisk_runtime
-from provisioning import supervisor, writer
+from provisioning import privilege, supervisor, writer
 from provisioning.render import PRIVATE_FILES, RenderError
 from tawasul.clitools import fail, guarded
 from tawasul.db import Database, upgrade
@@ -68,6 +68,22 @@ def start(settings):
         sys.exit(runtime.start(foreground=True, rows=rows))
     except asterisk_runtime.AsteriskRuntimeError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@asterisk.command("prepare")
+@click.pass_obj
+@guarded
+def prepare(settings):
+    """Everything Asterisk needs before it starts, then exit: the database schema (and the demo data
+    in demo mode), certificates, prompts and its configuration. As root, the state folder is then
+    given to `tawasul` (the containers' migrate step, docker/compose.yaml)."""
+    runtime, _rows = supervisor.prepare(settings)
+    if privilege.is_root():
+        try:
+            privilege.secure_state(settings.state_dir)
+        except privilege.PrivilegeError as exc:
+            fail(str(exc), code=1)
+    click.echo(f"Asterisk's configuration is ready in {runtime.host_dir}")
 
 
 @asterisk.command("stop")

@@ -20,6 +20,7 @@ test_packages=(
   chromium               # browser tests (driven by playwright, never downloaded)
   fonts-noto-core        # Arabic glyphs in Chromium
   systemd logrotate       # `systemd-analyze verify` and `logrotate -d` on the rendered units (tests/integration/test_service_units.py)
+  podman runc podman-compose  # the compose stack of docker/, built and run for real (tests/integration/test_compose.py)
 )
 
 case "${1:-run}" in

@@ -35,6 +35,11 @@ then exec()s Asterisk in the foreground, so the child's PID is Asterisk's own. S
 from the thread that stays alive (the main thread): the death signal follows that thread.
 
 From a shell: `tawasul asterisk {install,start,stop,status,cli CMD}` (provisioning/cli.py).
+
+With the setting `asterisk_instance`, Asterisk runs elsewhere (its own container, docker/compose.yaml)
+and that folder is its instance, at the same path on both sides: configuration, keys and music are
+written into it and reloaded over AMI as usual, but Asterisk is never started, stopped or asked over
+its CLI from here, and "running" means its AMI answers.
 """
 from __future__ import annotations
 
@@ -45,8 +50,10 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import sysconfig
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -308,7 +315,10 @@ def _sync_accounts(cache: Path, root: Path) -> None:
 
 
 def ensure_installed(settings) -> Runtime:
-    """A Runtime for `settings`: the host's Asterisk 20+, else Asterisk 22 in the cached root."""
+    """A Runtime for `settings`: the host's Asterisk 20+, else Asterisk 22 in the cached root; with
+    `asterisk_instance` set, Asterisk elsewhere (another container) sharing that instance folder."""
+    if settings.asterisk_instance:
+        return Runtime(settings, root=None, binary="/usr/sbin/asterisk")
     binary = host_asterisk()
     if binary:
         return Runtime(settings, root=None, binary=binary)
@@ -344,7 +354,11 @@ class Runtime:
         self.root = Path(root).resolve() if root else None
         self.binary = binary
         self.instance_id = render.instance_id(settings.state_dir)
-        if self.root:
+        self.elsewhere = bool(settings.asterisk_instance)
+        if self.elsewhere:
+            self.host_dir = Path(settings.asterisk_instance).resolve()
+            self.inner_dir = PurePosixPath(self.host_dir)
+        elif self.root:
             self.inner_dir = INSTANCE_BASE / self.instance_id  # as Asterisk sees it
             self.host_dir = self.root / self.inner_dir.relative_to("/")
         else:
@@ -400,6 +414,10 @@ class Runtime:
     def _packaged_dirs(self) -> dict[str, str]:
         """astmoddir/astdatadir/astagidir of the installed package, as Asterisk sees them."""
         found = {"moddir": "", "datadir": "/usr/share/asterisk", "agidir": "/usr/share/asterisk/agi-bin"}
+        if self.elsewhere:  # Debian's asterisk package, as in docker/Containerfile.asterisk
+            multiarch = sysconfig.get_config_var("MULTIARCH") or "x86_64-linux-gnu"
+            found["moddir"] = f"/usr/lib/{multiarch}/asterisk/modules"
+            return found
         conf = self.host_path("/etc/asterisk/asterisk.conf")
         # The packaged file is Asterisk's own (mode 0640): a service user rendering the configuration
         # cannot read it, and finds the same folders by looking.
@@ -575,10 +593,19 @@ class Runtime:
         return None
 
     def is_running(self) -> bool:
+        if self.elsewhere:  # another container's process: its AMI answers or not
+            try:
+                with socket.create_connection((self.settings.ami_host, self.settings.ami_port), timeout=2):
+                    return True
+            except OSError:
+                return False
         return self.pid() is not None
 
     def cli(self, command: str, timeout: float = 30) -> str:
         """Run one CLI command on this instance (`asterisk -rx`) and return its output."""
+        if self.elsewhere:
+            raise AsteriskRuntimeError("Asterisk runs in its own container (asterisk_instance): run "
+                                       "`asterisk -rx` there, e.g. `podman exec <asterisk container> asterisk -C ...`")
         try:
             result = subprocess.run(
                 self.asterisk_args("-rx", command), check=False, capture_output=True, text=True, timeout=timeout,
@@ -625,6 +652,8 @@ class Runtime:
         until stop() or until this Python process ends. Foreground: runs until Asterisk exits
         (Ctrl-C stops it cleanly) and returns its exit code.
         """
+        if self.elsewhere:
+            raise AsteriskRuntimeError("Asterisk runs in its own container (asterisk_instance): start it there")
         running = self.pid()
         if running:
             raise AsteriskRuntimeError(f"Asterisk for {self.settings.state_dir} already runs (PID {running})")
@@ -701,6 +730,8 @@ class Runtime:
         shutil.rmtree(self.host_dir, ignore_errors=True)
 
     def status(self) -> Status:
+        if self.elsewhere:
+            return Status(running=self.is_running())
         pid = self.pid()
         if pid is None:
             return Status(running=False)

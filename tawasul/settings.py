@@ -52,6 +52,10 @@ class Settings:
 
     # A machine-wide cache, so every clone on the machine shares one Asterisk root filesystem.
     asterisk_cache: Path = Path("/var/cache/tawasul")
+    # Asterisk runs elsewhere (its own container, docker/compose.yaml) and its instance folder is
+    # here, at the same path on both sides: this process renders into it and never starts Asterisk.
+    # Empty: the local runtime (provisioning/runtime.py) under asterisk_cache.
+    asterisk_instance: str = ""
     # Routing windows around a slot's start, in minutes.
     early_minutes: int = 10
     late_minutes: int = 15
