@@ -6,7 +6,7 @@ from importlib.metadata import entry_points
 
 import click
 
-from tawasul import booking, demo, scheduling, settings as settings_module
+from tawasul import booking, demo, outbox, scheduling, settings as settings_module
 from tawasul.db import Database, upgrade
 from tawasul.models import AppointmentKind, Role
 from tawasul.clitools import fail, guarded
@@ -110,10 +110,12 @@ def local_text(moment: dt.datetime, zone) -> str:
 @click.option("--at", "at_text", required=True, help="ISO date and time in the region's zone, or 'now'.")
 @click.option("--kind", type=click.Choice([k.value for k in AppointmentKind]), default="video", show_default=True)
 @click.option("--subject", default="")
+@click.option("--language", type=click.Choice(outbox.LANGUAGES), default="ar", show_default=True,
+              help="The language of the citizen's SMS.")
 @click.pass_obj
 @guarded
-def appointments_book(settings, centre, national_id, name, mobile, at_text, kind, subject):
-    """Book a video session (or an in-person attendance) for a citizen."""
+def appointments_book(settings, centre, national_id, name, mobile, at_text, kind, subject, language):
+    """Book a video session (or an in-person attendance) for a citizen; the SMS is queued as from the web."""
     kind = AppointmentKind(kind)
     now = dt.datetime.now(dt.timezone.utc)
     db = database(settings)
@@ -129,6 +131,7 @@ def appointments_book(settings, centre, national_id, name, mobile, at_text, kind
         citizen = booking.find_or_register_citizen(session, national_id, name, mobile)
         appointment = booking.book(session, citizen=citizen, kind=kind, at=at, centre=place,
                                    subject=subject, actor="cli", now=now)
+        outbox.notify(session, plan, appointment, "booked", language)
         click.echo(f"booked {appointment.reference}  check-in code {appointment.checkin_code}  "
                    f"{local_text(appointment.slot_start, zone)} ({plan.timezone})  "
                    f"{place.code if place else 'in person at the emirate'}")

@@ -44,10 +44,14 @@ def test_demo_seed_prints_passwords_once_and_keeps_them_in_a_private_file(settin
         "staff", "governor_office", "it_admin"}
 
 
-def test_book_and_list(cli):
+def test_book_and_list(cli, settings):
     booked = book(cli, "--subject", "طلب متابعة")
     assert booked.exit_code == 0, booked.output
     assert booked.output.startswith("booked A-") and "2030-01-06 09:00" in booked.output
+    reference = booked.output.split()[1]
+    with closing(sqlite3.connect(settings.state_dir / "tawasul.db")) as connection:
+        texts = [body for (body,) in connection.execute("SELECT body FROM outbox_message")]
+    assert any(reference in body and "تم حجز موعدك" in body for body in texts)  # its SMS, as from the web
     listing = cli("appointments", "list", "--date", "2030-01-06")
     assert "BDR" in listing.output and "سعد العتيبي" in listing.output and "booked" in listing.output
     assert GOOD_ID not in listing.output
