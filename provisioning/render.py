@@ -20,6 +20,8 @@ import jinja2
 
 from provisioning import console_endpoint
 from provisioning.rows import CENTRE_PHONE, GOVERNOR_DESK, REALM, Rows
+from tawasul import ami
+from tawasul.asterisk_modules import FORBIDDEN_MODULES
 
 BASE_FILES = (
     "asterisk.conf", "modules.conf", "logger.conf", "manager.conf", "pjsip.conf",
@@ -31,8 +33,6 @@ PRIVATE_FILES = frozenset({"manager.conf"})  # written with mode 0600
 # Certificate and key for the TLS transport, looked for in <state_dir>/certs.
 TLS_CERT_NAME = "asterisk.crt"
 TLS_KEY_NAME = "asterisk.key"
-# Modules Tawasul must never load (spying, recording, shelling out, the old SIP stack).
-FORBIDDEN_MODULES = ("chan_sip", "app_chanspy", "app_mixmonitor", "app_monitor", "app_system")
 
 
 def instance_id(state_dir: os.PathLike | str) -> str:
@@ -216,13 +216,36 @@ def _interface_addresses() -> set[str]:
     return found
 
 
-def render_base(settings, ami_secret: str, layout: Layout | None = None) -> dict[str, str]:
+def _ami_users(settings, ami_secrets: dict[str, str]) -> list[dict]:
+    """manager.conf's users (tawasul.ami.USERS), each with its own secret: {user: secret}."""
+    if set(ami_secrets) != set(ami.USERS):
+        raise ValueError(f"AMI secrets needed for exactly: {', '.join(sorted(ami.USERS))}")
+    return [{"name": _check_value("ami_user", ami.username(settings, user)),
+             "secret": _check_value(f"the AMI secret of {user}", ami_secrets[user]), **rights}
+            for user, rights in ami.USERS.items()]
+
+
+def _desk_networks(settings) -> tuple[list[str], list[str]]:
+    """settings.desk_networks ("10.0.0.0/24, 127.0.0.1") -> (networks, errors)."""
+    nets, errors = [], []
+    for net in (n.strip() for n in settings.desk_networks.split(",")):
+        if not net:
+            continue
+        try:
+            nets.append(str(ipaddress.ip_network(net, strict=False)))
+        except ValueError:
+            errors.append(f"desk_networks: {net!r} is not an address or CIDR")
+    return nets, errors
+
+
+def render_base(settings, ami_secrets: dict[str, str], layout: Layout | None = None) -> dict[str, str]:
     """Every config file without any device: filename -> text."""
-    return render_all(settings, Rows(), ami_secret, layout)
+    return render_all(settings, Rows(), ami_secrets, layout)
 
 
-def render_all(settings, rows: Rows, ami_secret: str, layout: Layout | None = None) -> dict[str, str]:
+def render_all(settings, rows: Rows, ami_secrets: dict[str, str], layout: Layout | None = None) -> dict[str, str]:
     """Every config file, rendered from `settings`, the database `rows` and `layout`: filename -> text.
+    `ami_secrets`: each AMI user's secret ({"web": ..., "watch": ..., "provision": ...}).
 
     Raises RenderError (every problem found, not just the first) when the rows cannot be rendered.
     """
@@ -230,6 +253,8 @@ def render_all(settings, rows: Rows, ami_secret: str, layout: Layout | None = No
         raise ValueError("rtp_start must be below rtp_end")
     layout = layout or default_layout(settings)
     devices, errors = _devices_context(rows)
+    desk_networks, desk_errors = _desk_networks(settings)
+    errors += desk_errors
     if devices["devices_any"] and not layout.tls_cert:
         errors.append("devices need the TLS transport, and there is no certificate: run `tawasul certs status`")
     if errors:
@@ -239,6 +264,7 @@ def render_all(settings, rows: Rows, ami_secret: str, layout: Layout | None = No
     agi_host = "127.0.0.1" if settings.agi_host in ("0.0.0.0", "", "::") else settings.agi_host
     context = {
         **devices,
+        "desk_networks": desk_networks,
         "console": console,
         "console_astdb_prefix": console_endpoint.ASTDB_PREFIX,
         "ice_loopback": _loopback_ice_addresses(settings) if console else [],
@@ -279,8 +305,7 @@ def render_all(settings, rows: Rows, ami_secret: str, layout: Layout | None = No
         "agi_deadline": AGI_DEADLINE_SECONDS,
         "agi_address": f"{agi_host}:{settings.agi_port}",
         "s": settings,
-        "ami_secret": _check_value("ami_secret", ami_secret),
-        "ami_user": _check_value("ami_user", settings.ami_user),
+        "ami_users": _ami_users(settings, ami_secrets),
         "layout": layout,
         "instance_id": instance_id(settings.state_dir),
         "forbidden_modules": FORBIDDEN_MODULES,

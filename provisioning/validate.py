@@ -20,12 +20,12 @@ import re
 from dataclasses import dataclass, field
 
 from provisioning import console_endpoint, render
-from provisioning import runtime
+from tawasul.asterisk_modules import FORBIDDEN_MODULES
 
 _HEADER = re.compile(r"^\[([^\]]+)\](?:\(([^)]*)\))?\s*$")
 _OPTION = re.compile(r"^([A-Za-z0-9_.\-]+)\s*=>?\s*(.*)$")
 PJSIP_TYPES = {"global", "system", "transport", "endpoint", "auth", "aor", "identify", "acl", "domain_alias"}
-FORBIDDEN = {m.removesuffix(".so") for m in runtime.FORBIDDEN_MODULES} | set(render.FORBIDDEN_MODULES)
+FORBIDDEN = set(FORBIDDEN_MODULES)
 MAY_BE_EMPTY = {("extensions.conf", "globals")}
 
 
@@ -303,6 +303,8 @@ def _check_manager(sections: list[Section], errors: list[str]) -> None:
         if sec.name != "general":
             if {"command", "all", "config"} & {p.strip() for p in opts.get("write", "").split(",")}:
                 errors.append(f"manager.conf: AMI user {sec.name} may write command/config/all")
+            if "system" in {p.strip() for p in opts.get("write", "").split(",")} and not sec.name.endswith("-provision"):
+                errors.append(f"manager.conf: AMI user {sec.name} may write system (ModuleLoad): only the provision user")
 
 
 def _message_dir(sections: list[Section]) -> str | None:

@@ -16,7 +16,7 @@ import logging
 from pathlib import Path
 
 from tawasul import calls, messages
-from tawasul.ami import RESYNC, AmiClient, AmiUnavailable
+from tawasul.ami import RESYNC, AmiClient, AmiUnavailable, Login
 from tawasul.db import Database
 
 log = logging.getLogger("tawasul.callwatch")
@@ -109,10 +109,10 @@ class CallWatcher:
             log.exception("call event %s could not be recorded", event.get("Event"))
 
 
-async def watch(settings, secret: str, stop: asyncio.Event) -> None:
-    """Run until `stop` is set; keeps trying while Asterisk is away."""
+async def watch(settings, login: Login, stop: asyncio.Event) -> None:
+    """Run until `stop` is set; keeps trying while Asterisk is away. `login`: the watch AMI user."""
     db = Database(settings.db_url)
-    client = AmiClient.for_settings(settings, secret)
+    client = AmiClient.for_settings(settings, login)
     watcher = CallWatcher(db, client, state_dir=Path(settings.state_dir))
     from tawasul.livestate import LiveStateService
     live = LiveStateService(db, client)  # the console's live state, from the same connection

@@ -33,10 +33,6 @@ class TestCallForm(FlaskForm):
     """The test call button (CSRF only)."""
 
 
-def _secret() -> str:
-    return ami.secret(settings_of(current_app))
-
-
 def _snapshot() -> dict:
     app = current_app._get_current_object()
     now = utcnow()
@@ -64,7 +60,7 @@ def _snapshot() -> dict:
                       for m in sms_latest]
     registrations, ami_error = {}, None
     try:
-        registrations = rules.read_registrations(settings_of(app), _secret(), [r["sip_user"] for r in rows])
+        registrations = rules.read_registrations(settings_of(app), [r["sip_user"] for r in rows])
     except (ami.AmiUnavailable, OSError) as exc:
         ami_error = str(exc) or type(exc).__name__
     for row in rows:
@@ -124,7 +120,7 @@ def test_call(sip_user: str):
         if device is None or not device.enabled:
             abort(404)
     try:
-        ok, message = rules.place_test_call(settings_of(app), _secret(), sip_user)
+        ok, message = rules.place_test_call(settings_of(app), sip_user)
     except (ami.AmiUnavailable, OSError) as exc:
         ok, message = False, str(exc)
     with db_of(app).write() as session:

@@ -222,10 +222,10 @@ def test_the_governor_takes_a_session_in_the_console_page(provisioned_asterisk, 
         context.close()
 
 
-def _ami_secret(p) -> str:
+def _ami_secret(p):
     from tawasul import ami
 
-    return ami.secret(p.settings)
+    return ami.login(p.settings, "web")  # DBGet: AMI class reporting
 
 
 def _db_value(reply) -> str:

@@ -62,11 +62,12 @@ def ami_sent(monkeypatch):
     """Every AMI action list the console sends; answers Success (or what `replies` holds)."""
     sent, replies = [], []
 
-    def fake(settings, actions):
+    def fake(settings, actions, user="web"):
         sent.append(actions)
+        fake.users.append(user)
         return replies.pop(0) if replies else [{"Response": "Success"} for _ in actions]
     monkeypatch.setattr(console, "send_actions", fake)
-    fake.sent, fake.replies = sent, replies
+    fake.sent, fake.replies, fake.users = sent, replies, []
     return fake
 
 
