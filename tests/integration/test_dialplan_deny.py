@@ -28,10 +28,11 @@ async def _route_once(settings, logins, exten, timeout):
     happened, decided_at = [], None
     try:
         started = loop.time()
+        deadline = started + timeout + 45  # the spoken refusal, the offer and the goodbye take ~30 s
         await caller.action({"Action": "Originate", "Channel": f"Local/{exten}@from-centre",
                              "Application": "Wait", "Data": "60", "Async": "true"})
         while True:
-            event = await asyncio.wait_for(events.get(), timeout + 20)
+            event = await asyncio.wait_for(events.get(), max(0.1, deadline - loop.time()))
             channel = event.get("Channel", "")
             if not channel.startswith(f"Local/{exten}@from-centre") or not channel.endswith(";2"):
                 continue
