@@ -499,7 +499,7 @@ class Runtime:
         if present:
             moddir = self.host_path(self._packaged_dirs()["moddir"])
             raise AsteriskRuntimeError(
-                f"refusing to start: this Asterisk could load modules that spy on or record sessions: "
+                f"refusing this Asterisk: it could load modules that spy on or record sessions: "
                 f"{', '.join(present)} in {moddir}; delete them (or use Tawasul's own Asterisk)")
 
     def render(self, rows=None, ami_secrets: dict[str, str] | None = None) -> dict[str, str]:

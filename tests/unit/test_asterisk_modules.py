@@ -26,7 +26,7 @@ def host_like_root(tmp_path, *modules: str):
 def test_an_asterisk_that_could_load_a_spy_module_is_refused_before_anything_is_written(tmp_path):
     rt = host_like_root(tmp_path, "app_chanspy.so", "app_mixmonitor.so")
     assert rt.forbidden_module_files() == ["app_chanspy.so", "app_mixmonitor.so"]
-    with pytest.raises(asterisk_runtime.AsteriskRuntimeError, match=r"refusing to start.*app_chanspy\.so, app_mixmonitor\.so"):
+    with pytest.raises(asterisk_runtime.AsteriskRuntimeError, match=r"refusing this Asterisk.*app_chanspy\.so, app_mixmonitor\.so"):
         rt.render_and_write()
     assert not (rt.host_dir / "etc").exists()
 
@@ -48,7 +48,7 @@ def test_the_address_of_a_contact(uri, host):
 
 
 def contact(endpoint, host):
-    return {"Event": "ContactStatus", "ContactStatus": "Created", "EndpointName": endpoint,
+    return {"Event": "ContactStatus", "ContactStatus": "NonQualified", "EndpointName": endpoint,
             "URI": f"sip:{endpoint}@{host}:5110;transport=tls"}
 
 
@@ -63,3 +63,12 @@ def test_only_a_change_of_the_desks_address_is_an_alert(demo_db):
         assert actions == [desk_contact.FIRST, desk_contact.CHANGED]
         [change] = desk_contact.latest_changes(session)
     assert (change["sip_user"], change["previous"], change["address"]) == ("governor-desk-1", "127.0.0.1", "192.0.2.50")
+
+
+def test_apply_refuses_such_an_asterisk_and_writes_nothing(tmp_path, demo_db):
+    from provisioning.apply import apply
+
+    rt = host_like_root(tmp_path, "app_chanspy.so")
+    result = apply(rt.settings, demo_db, rt, "test")
+    assert not result.ok and "app_chanspy.so" in result.errors[0] and result.changed_files == []
+    assert not (rt.host_dir / "etc").exists()
