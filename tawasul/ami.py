@@ -31,9 +31,10 @@ USERS = {
     # The web's call control and `tawasul call next`: Originate (originate), Hangup (call),
     # CoreShowChannels, CoreSettings, CoreStatus (reporting). No events.
     "web": {"read": "", "write": "originate,call,reporting"},
-    # The call watcher: call, user-event and registration (ContactStatus: system) events;
-    # CoreShowChannels and DeviceStateList (reporting) to resynchronise.
-    "watch": {"read": "call,user,system", "write": "reporting"},
+    # The call watcher: call, user-event, waiting-line (agent: QueueCallerJoin...) and
+    # registration (ContactStatus: system) events; CoreShowChannels and DeviceStateList
+    # (reporting) to resynchronise.
+    "watch": {"read": "call,user,agent,system", "write": "reporting"},
     # Configuration: reloads after `provision apply` (ModuleLoad reload, Reload), the console's
     # credentials in AstDB (DBPut, DBDel), the board's registration listings (PJSIPShow*) and its
     # loaded-modules check (ModuleCheck). No events.

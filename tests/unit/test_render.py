@@ -67,7 +67,7 @@ def test_manager_binds_to_loopback_with_one_user_a_process(settings):
         rights[user] = (set(filter(None, values.get("read", "").split(","))), set(values["write"].split(",")))
         assert not {"command", "config", "all"} & rights[user][1]
     assert rights["web"] == (set(), {"originate", "call", "reporting"})
-    assert rights["watch"] == ({"call", "user", "system"}, {"reporting"})
+    assert rights["watch"] == ({"call", "user", "agent", "system"}, {"reporting"})
     assert rights["provision"] == (set(), {"system"})
     assert manager.count("secret =") == 3
 
