@@ -203,7 +203,8 @@ def up(settings: Settings) -> int:
         click.echo(f"  web            {web_url}/")
         click.echo(f"  SIP (TLS)      sips:{settings.sip_host}:{settings.sip_tls_port}")
         click.echo(f"  FastAGI        agi://{settings.agi_host}:{settings.agi_port}")
-        click.echo(f"  AMI            {settings.ami_host}:{settings.ami_port} (loopback, users {settings.ami_user}-web, -watch, -provision)")
+        click.echo(f"  AMI            {settings.ami_host}:{settings.ami_port} "
+                   f"(loopback, users {settings.ami_user}-web, -watch, -provision)")
         click.echo(f"  Asterisk       {runtime.host_dir} (tawasul asterisk cli \"core show channels\")")
         click.echo(f"  phone profiles {settings.path('phones').resolve()}")
         click.echo(f"  SMS            {settings.sms_gateway_url or 'no gateway set: messages stay in the outbox'}")

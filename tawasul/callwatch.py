@@ -4,8 +4,9 @@ The dialplan reports route_call's decision (UserEvent TawasulDecision) and, from
 channel's hangup handler, the end of the call (UserEvent TawasulHangup); Asterisk's own
 DialBegin/DialEnd events give ring and answer times. A refused caller's recorded message
 (UserEvent TawasulMessage, sent before TawasulHangup) becomes a complaint ticket (tawasul.messages).
-The governor's desk registering from a new address is logged and kept for IT (tawasul.desk_contact). After every (re)connection the watcher
-asks Asterisk which calls are still up and ends the others, so a gap loses no record.
+After every (re)connection the watcher asks Asterisk which calls are still up and ends the others,
+so a gap loses no record. The governor's desk registering from a new address is logged and kept
+for IT (tawasul.desk_contact).
 Database work runs in a worker thread: the event loop never blocks.
 """
 from __future__ import annotations

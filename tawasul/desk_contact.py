@@ -3,9 +3,10 @@
 The desk's AOR keeps one contact and a new registration replaces the old one (max_contacts=1,
 remove_existing=yes), so a leaked desk password would quietly move the governor's sessions to
 whoever registers with it. settings.desk_networks limits where the desk may register from; within
-those networks, the call watcher reports every change of the desk's address (AMI ContactStatus of a
-live contact: Asterisk 22 reports a new one as NonQualified or Reachable): a WARNING log line and an audit entry `desk.contact_changed` (the first address
-seen is kept as `desk.contact`). The board lists the latest changes.
+those networks, the call watcher reports every change of the desk's address (AMI ContactStatus of
+a live contact: Asterisk 22 reports a new one as NonQualified or Reachable): a WARNING log line
+and an audit entry `desk.contact_changed` (the first address seen is kept as `desk.contact`).
+The board lists the latest changes.
 """
 from __future__ import annotations
 

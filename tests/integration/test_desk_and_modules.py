@@ -124,7 +124,8 @@ def test_the_board_shows_a_forbidden_module_that_asterisk_has_loaded(provisioned
     page = it_client.get("/board/").get_data(as_text=True)
     assert 'id="modules-ok"' in page and 'id="forbidden-modules"' not in page
     # A module Asterisk has loaded (harmless, and needed) counts as forbidden for this test only.
-    monkeypatch.setattr(asterisk_modules, "FORBIDDEN_MODULES", (*asterisk_modules.FORBIDDEN_MODULES, "res_sorcery_config"))
+    monkeypatch.setattr(asterisk_modules, "FORBIDDEN_MODULES",
+                        (*asterisk_modules.FORBIDDEN_MODULES, "res_sorcery_config"))
     assert asterisk_modules.loaded_forbidden(p.settings) == ["res_sorcery_config"]
     page = it_client.get("/board/").get_data(as_text=True)
     assert 'id="forbidden-modules"' in page and "res_sorcery_config" in page and 'id="modules-ok"' not in page

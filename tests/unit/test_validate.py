@@ -58,6 +58,8 @@ def test_our_render_is_valid(files):
     ("modules.conf", ("load = app_echo.so", "load = app_chanspy.so"), "forbidden module"),
     ("modules.conf", ("autoload = no", "autoload = yes"), "autoload"),
     ("manager.conf", ("write = system\n", "write = command,system\n"), "command"),
+    ("manager.conf", ("write = originate,call,reporting\n", "write = system,originate,call,reporting\n"),
+     "tawasul-web may write system"),
 ])
 def test_broken_renders_are_refused(files, name, change, message):
     errors = v.validate(broken(files, name, replace=change))
