@@ -12,7 +12,7 @@ Why a scripted Asterisk. A real Asterisk on this 2-core machine cannot be made t
 registration and channel events a second from real phones (each registration is a TLS REGISTER from
 a phone process, each channel change a call). What is measured is Tawasul's own pipeline, all real
 processes: the events go over TCP in the protocol Asterisk 22 writes (banner "Asterisk Call
-Manager/11.0.0", the Login response then FullyBooted, PJSIPShowEndpoints and CoreShowChannels
+Manager/11.0.0", the Login response then FullyBooted, DeviceStateList and CoreShowChannels
 answered as event lists ending with their *Complete events, Ping, events with Privilege and the
 Timestamp that manager.conf's timestampevents adds) to a real `tawasul call watch` (tawasul.ami ->
 tawasul.livestate -> the live_state row of a real SQLite database), read by a real `tawasul web
@@ -167,8 +167,8 @@ class Asterisk:
                 elif name == "ping":
                     writer.write(_message({"Response": "Success", **aid, "Ping": "Pong",
                                            "Timestamp": f"{time.time():.6f}"}))
-                elif name == "pjsipshowendpoints":
-                    writer.write(self.endpoint_list(aid))
+                elif name == "devicestatelist":
+                    writer.write(self.device_list(aid))
                 elif name == "coreshowchannels":
                     writer.write(self.channel_list(aid))
                 elif name == "logoff":
@@ -184,16 +184,13 @@ class Asterisk:
                 self.writers.remove(writer)
             writer.close()
 
-    def endpoint_list(self, aid: dict) -> bytes:
+    def device_list(self, aid: dict) -> bytes:
         out = [_message({"Response": "Success", **aid, "EventList": "start",
-                         "Message": "A listing of Endpoints follows, presented as EndpointList events"})]
+                         "Message": "Device State Changes will follow"})]
         for phone, up in self.registered.items():
-            out.append(_message({
-                "Event": "EndpointList", **aid, "ObjectType": "endpoint", "ObjectName": phone,
-                "Transport": "transport-tls", "Aor": phone, "Auths": phone, "OutboundAuths": "",
-                "Contacts": f"{phone}/sip:{phone}@127.0.0.1:5062," if up else "",
-                "DeviceState": "Not in use" if up else "Unavailable", "ActiveChannels": ""}))
-        out.append(_message({"Event": "EndpointListComplete", **aid, "EventList": "Complete",
+            out.append(_message({"Event": "DeviceStateChange", **aid, "Device": f"PJSIP/{phone}",
+                                 "State": "NOT_INUSE" if up else "UNAVAILABLE"}))
+        out.append(_message({"Event": "DeviceStateListComplete", **aid, "EventList": "Complete",
                              "ListItems": len(self.registered)}))
         return b"".join(out)
 
@@ -457,7 +454,9 @@ async def _open_all(port: int, consoles: list[Console]) -> Counter:
 async def _measure(settings, env: dict, secret: str, web: subprocess.Popen, port: int, consoles: list[Console],
                    phones: list[str], plan: dict, tmp: Path) -> dict:
     shown = sorted(set(consoles[0].sessions.values()))
-    asterisk = Asterisk(settings.ami_user, secret, phones, shown)
+    from tawasul import ami
+
+    asterisk = Asterisk(ami.username(settings, "watch"), secret, phones, shown)
     server = await asyncio.start_server(asterisk.serve, "127.0.0.1", settings.ami_port)
     stats = tmp / "watch-stats.json"
     with open(tmp / "watch.log", "wb") as out:
@@ -515,7 +514,7 @@ def main() -> None:
         tmp = Path(tmp)
         settings = load({"state_dir": tmp / "state", "demo": True, "ami_port": free_port()}, environ={})
         password, sessions, phones = _build(settings)
-        secret = ami.secret(settings)  # generated now, in the state folder the call watcher reads
+        secret = ami.secret(settings, "watch")  # generated now, in the state folder the call watcher reads
         env = {**as_environ(settings), "TAWASUL_CONFIG": str(tmp / "none.toml")}
         sources = [f"127.0.0.{n + 2}" for n in range(CONSOLES)]
 

@@ -104,7 +104,7 @@ def parts(instance) -> dict[str, float]:
 
     rt, settings = instance.runtime, instance.settings
     timings: dict[str, list[float]] = {"load rows": [], "render": [], "validate": []}
-    layout, secret = rt.layout(), rt.ami_secret
+    layout, secret = rt.layout(), rt.ami_secrets()
     for _ in range(3):
         t0 = time.perf_counter()
         rows = load(settings, instance.db)

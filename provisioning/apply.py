@@ -18,7 +18,8 @@ from pathlib import Path
 
 from provisioning.render import RenderError
 from provisioning.rows import Rows, load_rows
-from tawasul import ami, audit
+from provisioning.runtime import AsteriskRuntimeError
+from tawasul import ami, asterisk_modules, audit
 from tawasul.vault import Vault
 
 # In the order they are sent: the dialplan first, so no endpoint ever points at a missing context.
@@ -33,7 +34,7 @@ RELOADS = (
     ("musiconhold.conf", {"Action": "ModuleLoad", "LoadType": "reload", "Module": "res_musiconhold.so"}),
 )
 # Sends AMI actions, returns one (success, message) per action. Tests pass their own.
-Sender = Callable[[object, str, list[dict]], list[tuple[bool, str]]]
+Sender = Callable[[object, ami.Login, list[dict]], list[tuple[bool, str]]]
 
 
 @dataclass
@@ -74,9 +75,9 @@ def plan(changed: list[str]) -> tuple[list[dict], list[str]]:
     return actions, sorted(names - reloadable)
 
 
-def ami_sender(settings, secret: str, actions: list[dict], timeout: float = 15) -> list[tuple[bool, str]]:
+def ami_sender(settings, login: ami.Login, actions: list[dict], timeout: float = 15) -> list[tuple[bool, str]]:
     """Send `actions` over one AMI login: (succeeded, message) for each."""
-    replies = ami.run_actions_blocking(settings, secret, actions, timeout)
+    replies = ami.run_actions_blocking(settings, login, actions, timeout)
     return [(ami.succeeded(reply), str(reply.get("Message", ""))) for reply in replies]
 
 
@@ -93,15 +94,31 @@ def load(settings, db) -> Rows:
         return load_rows(session, vault)
 
 
+def _refuse_forbidden_modules(settings, runtime) -> None:
+    """Nothing is applied to an Asterisk that could load (or has loaded) a module that spies or records."""
+    runtime.refuse_forbidden_modules()
+    if runtime.is_running():
+        try:
+            loaded = asterisk_modules.loaded_forbidden(settings)
+        except ami.AmiUnavailable:
+            return  # the reloads report it (an Asterisk started before the AMI users were split, say)
+        if loaded:
+            raise AsteriskRuntimeError(f"refusing to apply: Asterisk has loaded modules that spy on or record "
+                                       f"sessions: {', '.join(loaded)}; stop it, delete their files, start it again")
+
+
 def apply(settings, db, runtime, actor: str, sender: Sender | None = None) -> ApplyResult:
     """Load, render, validate, write what changed, reload what reads it. Never raises for a
     render, validation or AMI problem: those are in `result.errors` (and the audit log)."""
     started = time.monotonic()
     result = ApplyResult()
     try:
+        _refuse_forbidden_modules(settings, runtime)
         files = runtime.render(load(settings, db))
     except RenderError as exc:
         result.errors = list(exc.errors)
+    except AsteriskRuntimeError as exc:  # a forbidden module
+        result.errors = [str(exc)]
     except ValueError as exc:  # e.g. a secret that cannot be decrypted with this state folder's key
         result.errors = [str(exc)]
     else:
@@ -110,7 +127,7 @@ def apply(settings, db, runtime, actor: str, sender: Sender | None = None) -> Ap
         actions, result.restart_needed = plan(result.changed_files)
         if actions and runtime.is_running():
             try:
-                answers = (sender or ami_sender)(settings, runtime.ami_secret, actions)
+                answers = (sender or ami_sender)(settings, runtime.ami_login("provision"), actions)
             except OSError as exc:  # AmiUnavailable: Asterisk down or the login refused
                 result.errors.append(f"AMI: {type(exc).__name__}: {exc}")
             else:

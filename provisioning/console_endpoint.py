@@ -56,7 +56,7 @@ def revoke(settings, timeout: float = 5) -> bool:
     if not enabled(settings):
         return True
     try:
-        ami.run_actions_blocking(settings, ami.secret(settings),
+        ami.run_actions_blocking(settings, ami.login(settings, "provision"),
                                  [{"Action": "DBDel", "Family": ASTDB_FAMILY, "Key": ENDPOINT}], timeout)
     except ami.AmiUnavailable:
         return False

@@ -20,6 +20,8 @@ import jinja2
 
 from provisioning import console_endpoint
 from provisioning.rows import CENTRE_PHONE, GOVERNOR_DESK, REALM, Rows
+from tawasul import ami
+from tawasul.asterisk_modules import FORBIDDEN_MODULES
 from tawasul.validation import display_text
 
 BASE_FILES = (
@@ -32,8 +34,6 @@ PRIVATE_FILES = frozenset({"manager.conf", "extensions.conf"})  # written with m
 # Certificate and key for the TLS transport, looked for in <state_dir>/certs.
 TLS_CERT_NAME = "asterisk.crt"
 TLS_KEY_NAME = "asterisk.key"
-# Modules Tawasul must never load (spying, recording, shelling out, the old SIP stack).
-FORBIDDEN_MODULES = ("chan_sip", "app_chanspy", "app_mixmonitor", "app_monitor", "app_system")
 
 
 def instance_id(state_dir: os.PathLike | str) -> str:
@@ -219,14 +219,38 @@ def _interface_addresses() -> set[str]:
     return found
 
 
-def render_base(settings, ami_secret: str, layout: Layout | None = None, *, agi_secret: str = "") -> dict[str, str]:
+def _ami_users(settings, ami_secrets: dict[str, str]) -> list[dict]:
+    """manager.conf's users (tawasul.ami.USERS), each with its own secret: {user: secret}."""
+    if set(ami_secrets) != set(ami.USERS):
+        raise ValueError(f"AMI secrets needed for exactly: {', '.join(sorted(ami.USERS))}")
+    return [{"name": _check_value("ami_user", ami.username(settings, user)),
+             "secret": _check_value(f"the AMI secret of {user}", ami_secrets[user]), **rights}
+            for user, rights in ami.USERS.items()]
+
+
+def _desk_networks(settings) -> tuple[list[str], list[str]]:
+    """settings.desk_networks ("10.0.0.0/24, 127.0.0.1") -> (networks, errors)."""
+    nets, errors = [], []
+    for net in (n.strip() for n in settings.desk_networks.split(",")):
+        if not net:
+            continue
+        try:
+            nets.append(str(ipaddress.ip_network(net, strict=False)))
+        except ValueError:
+            errors.append(f"desk_networks: {net!r} is not an address or CIDR")
+    return nets, errors
+
+
+def render_base(settings, ami_secrets: dict[str, str], layout: Layout | None = None, *,
+                agi_secret: str = "") -> dict[str, str]:
     """Every config file without any device: filename -> text."""
-    return render_all(settings, Rows(), ami_secret, layout, agi_secret=agi_secret)
+    return render_all(settings, Rows(), ami_secrets, layout, agi_secret=agi_secret)
 
 
-def render_all(settings, rows: Rows, ami_secret: str, layout: Layout | None = None, *,
+def render_all(settings, rows: Rows, ami_secrets: dict[str, str], layout: Layout | None = None, *,
                agi_secret: str = "") -> dict[str, str]:
     """Every config file, rendered from `settings`, the database `rows` and `layout`: filename -> text.
+    `ami_secrets`: each AMI user's secret ({"web": ..., "watch": ..., "provision": ...}).
     `agi_secret` (tawasul.settings.agi_secret) goes into extensions.conf for the FastAGI server; without
     it the server refuses every request, and so every call to the governor is refused.
 
@@ -236,6 +260,8 @@ def render_all(settings, rows: Rows, ami_secret: str, layout: Layout | None = No
         raise ValueError("rtp_start must be below rtp_end")
     layout = layout or default_layout(settings)
     devices, errors = _devices_context(rows)
+    desk_networks, desk_errors = _desk_networks(settings)
+    errors += desk_errors
     if devices["devices_any"] and not layout.tls_cert:
         errors.append("devices need the TLS transport, and there is no certificate: run `tawasul certs status`")
     if errors:
@@ -245,6 +271,7 @@ def render_all(settings, rows: Rows, ami_secret: str, layout: Layout | None = No
     agi_host = "127.0.0.1" if settings.agi_host in ("0.0.0.0", "", "::") else settings.agi_host
     context = {
         **devices,
+        "desk_networks": desk_networks,
         "console": console,
         "console_astdb_prefix": console_endpoint.ASTDB_PREFIX,
         "ice_loopback": _loopback_ice_addresses(settings) if console else [],
@@ -287,8 +314,7 @@ def render_all(settings, rows: Rows, ami_secret: str, layout: Layout | None = No
         "decide_context": DECIDE_CONTEXT,
         "agi_address": f"{agi_host}:{settings.agi_port}",
         "s": settings,
-        "ami_secret": _check_value("ami_secret", ami_secret),
-        "ami_user": _check_value("ami_user", settings.ami_user),
+        "ami_users": _ami_users(settings, ami_secrets),
         "layout": layout,
         "instance_id": instance_id(settings.state_dir),
         "forbidden_modules": FORBIDDEN_MODULES,

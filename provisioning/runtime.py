@@ -69,11 +69,6 @@ MARKER_NAME = "sid-root.ready"  # written last: a root without it is half-built 
 LOCK_NAME = "install.lock"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 INSTANCE_BASE = PurePosixPath("/srv/tawasul")  # inside the root filesystem
-# Deleted from the root filesystem after install, so not even `module load` can bring them back.
-FORBIDDEN_MODULES = (
-    "chan_sip.so", "app_chanspy.so", "app_mixmonitor.so", "app_monitor.so", "app_system.so",
-    "func_shell.so", "res_stasis_snoop.so",
-)
 INSTANCE_DIRS = ("etc", "run", "log", "spool", "lib", "cache", "keys")
 ASTERISK_WRITES = ("run", "log", "spool", "lib", "cache")  # owned by Asterisk's user; the rest only read
 THIS_FILE = Path(__file__).resolve()
@@ -191,9 +186,12 @@ def _build_root(root: Path, log: Path) -> None:
 
 
 def _prune_modules(root: Path) -> None:
-    """Delete the forbidden modules from the root, so not even `module load` finds them."""
+    """Delete the forbidden modules (tawasul.asterisk_modules) from the root, so not even
+    `module load` finds them."""
+    from tawasul.asterisk_modules import so_names
+
     for moddir in [*root.glob("usr/lib/*/asterisk/modules"), root / "usr/lib/asterisk/modules"]:
-        for name in FORBIDDEN_MODULES:
+        for name in so_names():
             (moddir / name).unlink(missing_ok=True)
 
 
@@ -494,12 +492,11 @@ class Runtime:
                 os.lchown(path, service.uid, gid)
                 os.chmod(path, path.stat().st_mode & 0o740)
 
-    @property
-    def ami_secret(self) -> str:
-        """The AMI secret kept in the state folder (made on first use)."""
-        from tawasul.ami import secret
+    def ami_login(self, user: str):
+        """An AMI user's name and secret (tawasul.ami.USERS; the secret is made on first use)."""
+        from tawasul import ami
 
-        return secret(self.settings)
+        return ami.login(self.settings, user)
 
     @property
     def agi_secret(self) -> str:
@@ -508,15 +505,37 @@ class Runtime:
 
         return agi_secret(self.settings)
 
-    def render(self, rows=None, ami_secret: str | None = None) -> dict[str, str]:
+    def ami_secrets(self) -> dict[str, str]:
+        from tawasul import ami
+
+        return {user: ami.secret(self.settings, user) for user in ami.USERS}
+
+    def forbidden_module_files(self) -> list[str]:
+        """The forbidden modules (tawasul.asterisk_modules) whose files this Asterisk could load."""
+        from tawasul.asterisk_modules import so_names
+
+        moddir = self.host_path(self._packaged_dirs()["moddir"])
+        return [name for name in so_names() if (moddir / name).exists()]
+
+    def refuse_forbidden_modules(self) -> None:
+        """Raise when a forbidden module could be loaded: anyone with AMI's `system` class (which
+        reloading needs) could load it, whatever modules.conf says."""
+        present = self.forbidden_module_files()
+        if present:
+            moddir = self.host_path(self._packaged_dirs()["moddir"])
+            raise AsteriskRuntimeError(
+                f"refusing this Asterisk: it could load modules that spy on or record sessions: "
+                f"{', '.join(present)} in {moddir}; delete them (or use Tawasul's own Asterisk)")
+
+    def render(self, rows=None, ami_secrets: dict[str, str] | None = None) -> dict[str, str]:
         """Every config file for this instance (the database's devices in `rows`, a
         provisioning.rows.Rows; none if omitted), validated. Raises render.RenderError."""
         from provisioning import render
         from provisioning.rows import Rows
         from provisioning.validate import validate
 
-        files = render.render_all(self.settings, rows or Rows(), self.ami_secret if ami_secret is None else ami_secret,
-                                  self.layout(), agi_secret=self.agi_secret)
+        files = render.render_all(self.settings, rows or Rows(), ami_secrets or self.ami_secrets(), self.layout(),
+                                  agi_secret=self.agi_secret)
         # The benchmark's gated load endpoint is admitted only with settings.load_test on.
         errors = validate(files, load_test=self.settings.load_test)
         if errors:
@@ -546,11 +565,13 @@ class Runtime:
         # Every file 0640 (manager.conf too): Asterisk reads them through its group; others get nothing.
         return writer.write_files(self.host_dir / "etc", files)
 
-    def render_and_write(self, ami_secret: str | None = None, rows=None) -> list[Path]:
+    def render_and_write(self, ami_secrets: dict[str, str] | None = None, rows=None) -> list[Path]:
         """Render (with the devices in `rows`, if given), validate, then write the config and the
-        TLS key pair atomically. Nothing is written when rendering or validation fails."""
+        TLS key pair atomically. Nothing is written when rendering or validation fails, or when a
+        forbidden module could be loaded (refuse_forbidden_modules)."""
+        self.refuse_forbidden_modules()
         self.prepare_dirs()
-        files = self.render(rows, ami_secret)
+        files = self.render(rows, ami_secrets)
         return self.write_keys() + self.write_config(files)
 
     # -- processes
@@ -645,7 +666,8 @@ class Runtime:
             except AsteriskRuntimeError:
                 time.sleep(0.1)
 
-    def start(self, foreground: bool = False, timeout: float = 60, ami_secret: str | None = None, rows=None) -> int:
+    def start(self, foreground: bool = False, timeout: float = 60, ami_secrets: dict[str, str] | None = None,
+              rows=None) -> int:
         """Write the config and start Asterisk.
 
         Background (default): returns Asterisk's PID once it is fully booted. Asterisk lives
@@ -657,7 +679,7 @@ class Runtime:
         running = self.pid()
         if running:
             raise AsteriskRuntimeError(f"Asterisk for {self.settings.state_dir} already runs (PID {running})")
-        self.render_and_write(ami_secret, rows)
+        self.render_and_write(ami_secrets, rows)
         if foreground:
             proc = subprocess.Popen(self.popen_args(), stdin=subprocess.DEVNULL)
             try:

@@ -151,6 +151,8 @@ def prepare(settings: Settings):
         runtime.render_and_write(rows=rows)
     except RenderError as exc:
         raise click.ClickException("the configuration cannot be rendered:\n  " + "\n  ".join(exc.errors)) from None
+    except asterisk_runtime.AsteriskRuntimeError as exc:  # a forbidden module could be loaded
+        raise click.ClickException(str(exc)) from None
     return runtime, rows
 
 
@@ -211,7 +213,8 @@ def up(settings: Settings) -> int:
         click.echo(f"  web            {web_url}/")
         click.echo(f"  SIP (TLS)      sips:{settings.sip_host}:{settings.sip_tls_port}")
         click.echo(f"  FastAGI        agi://{settings.agi_host}:{settings.agi_port}")
-        click.echo(f"  AMI            {settings.ami_host}:{settings.ami_port} (loopback, user {settings.ami_user})")
+        click.echo(f"  AMI            {settings.ami_host}:{settings.ami_port} "
+                   f"(loopback, users {settings.ami_user}-web, -watch, -provision)")
         click.echo(f"  Asterisk       {runtime.host_dir} (tawasul asterisk cli \"core show channels\")")
         click.echo(f"  phone profiles {settings.path('phones').resolve()}")
         click.echo(f"  SMS            {settings.sms_gateway_url or 'no gateway set: messages stay in the outbox'}")

@@ -20,12 +20,12 @@ import re
 from dataclasses import dataclass, field
 
 from provisioning import console_endpoint, render
-from provisioning import runtime
+from tawasul.asterisk_modules import FORBIDDEN_MODULES
 
 _HEADER = re.compile(r"^\[([^\]]+)\](?:\(([^)]*)\))?\s*$")
 _OPTION = re.compile(r"^([A-Za-z0-9_.\-]+)\s*=>?\s*(.*)$")
 PJSIP_TYPES = {"global", "system", "transport", "endpoint", "auth", "aor", "identify", "acl", "domain_alias"}
-FORBIDDEN = {m.removesuffix(".so") for m in runtime.FORBIDDEN_MODULES} | set(render.FORBIDDEN_MODULES)
+FORBIDDEN = set(FORBIDDEN_MODULES)
 MAY_BE_EMPTY = {("extensions.conf", "globals")}
 
 
@@ -301,8 +301,12 @@ def _check_manager(sections: list[Section], errors: list[str]) -> None:
         if sec.name == "general" and opts.get("bindaddr", "0.0.0.0") not in ("127.0.0.1", "::1"):
             errors.append("manager.conf: AMI must bind to loopback")
         if sec.name != "general":
-            if {"command", "all", "config"} & {p.strip() for p in opts.get("write", "").split(",")}:
+            writes = {p.strip() for p in opts.get("write", "").split(",")}
+            if {"command", "all", "config"} & writes:
                 errors.append(f"manager.conf: AMI user {sec.name} may write command/config/all")
+            if "system" in writes and not sec.name.endswith("-provision"):
+                errors.append(f"manager.conf: AMI user {sec.name} may write system (ModuleLoad): "
+                              "only the provision user may")
 
 
 def _message_dir(sections: list[Section]) -> str | None:

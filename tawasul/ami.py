@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import logging
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from panoramisk import Manager
 from panoramisk.message import Message
@@ -22,9 +23,45 @@ log = logging.getLogger(__name__)
 RESYNC = "TawasulResync"
 
 
-def secret(settings) -> str:
-    """The AMI user's secret, generated once and kept in the state folder."""
-    return generated_secret(settings, "ami")
+# Each process logs in as its own AMI user with the least rights it needs (manager.conf). Asterisk
+# files its actions in coarse classes (`manager show command X`, Privilege): ModuleLoad, Reload,
+# DBPut/DBDel, ModuleCheck and the PJSIPShow* listings are all `system`, so only "provision" has it.
+# No user may write `command` (any CLI command) or `config` (edit files).
+USERS = {
+    # The web's call control and `tawasul call next`: Originate (originate), Hangup (call),
+    # CoreShowChannels, CoreSettings, CoreStatus (reporting). No events.
+    "web": {"read": "", "write": "originate,call,reporting"},
+    # The call watcher: call, user-event, waiting-line (agent: QueueCallerJoin...) and
+    # registration (ContactStatus: system) events; CoreShowChannels and DeviceStateList
+    # (reporting) to resynchronise.
+    "watch": {"read": "call,user,agent,system", "write": "reporting"},
+    # Configuration: reloads after `provision apply` (ModuleLoad reload, Reload), the console's
+    # credentials in AstDB (DBPut, DBDel), the board's registration listings (PJSIPShow*) and its
+    # loaded-modules check (ModuleCheck). No events.
+    "provision": {"read": "", "write": "system"},
+}
+
+
+class Login(NamedTuple):
+    username: str
+    secret: str
+
+
+def username(settings, user: str) -> str:
+    """`<ami_user>-<user>`: tawasul-web, tawasul-watch, tawasul-provision."""
+    if user not in USERS:
+        raise ValueError(f"no AMI user {user!r}")
+    return f"{settings.ami_user}-{user}"
+
+
+def secret(settings, user: str) -> str:
+    """The AMI user's secret, generated once and kept in the state folder (secrets/ami-<user>)."""
+    username(settings, user)  # a known user
+    return generated_secret(settings, f"ami-{user}")
+
+
+def login(settings, user: str) -> Login:
+    return Login(username(settings, user), secret(settings, user))
 
 
 class AmiUnavailable(ConnectionError):
@@ -56,8 +93,8 @@ class AmiClient:
         self.logins = 0  # the first, then one a reconnection
 
     @classmethod
-    def for_settings(cls, settings, secret: str, **kwargs) -> "AmiClient":
-        return cls(settings.ami_host, settings.ami_port, settings.ami_user, secret, **kwargs)
+    def for_settings(cls, settings, login: Login, **kwargs) -> "AmiClient":
+        return cls(settings.ami_host, settings.ami_port, login.username, login.secret, **kwargs)
 
     @property
     def connected(self) -> bool:
@@ -150,9 +187,9 @@ class AmiClient:
         log.warning("AMI connection lost (%s); reconnecting", exc or "closed")
 
 
-async def run_actions(settings, secret: str, actions: Iterable[dict], timeout: float = 10) -> list:
+async def run_actions(settings, login: Login, actions: Iterable[dict], timeout: float = 10) -> list:
     """Log in, send `actions` one after another, log out: for short-lived commands."""
-    client = AmiClient.for_settings(settings, secret, action_timeout=timeout)
+    client = AmiClient.for_settings(settings, login, action_timeout=timeout)
     await client.connect(timeout)
     try:
         return [await client.action(action) for action in actions]
@@ -160,11 +197,11 @@ async def run_actions(settings, secret: str, actions: Iterable[dict], timeout: f
         client.close()
 
 
-def run_actions_blocking(settings, secret: str, actions: Iterable[dict], timeout: float = 10) -> list:
+def run_actions_blocking(settings, login: Login, actions: Iterable[dict], timeout: float = 10) -> list:
     """run_actions() from synchronous code, on a thread of its own: safe even where an event loop
     already runs on the caller's thread."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, run_actions(settings, secret, list(actions), timeout)).result()
+        return pool.submit(asyncio.run, run_actions(settings, login, list(actions), timeout)).result()
 
 
 def succeeded(response) -> bool:

@@ -1,7 +1,7 @@
 """The centre status board's rules: every device's registration as Asterisk reports it, and the
 alert for a centre whose phone is not registered with a session coming up.
 
-`read_registrations(settings, secret, sip_users)` asks AMI (PJSIPShowEndpoints,
+`read_registrations(settings, sip_users)` asks AMI (PJSIPShowEndpoints,
 PJSIPShowContacts, PJSIPShowEndpoint per device) and returns one `Registration` per device;
 `alerts(registrations, appointments, now)` is a pure function of what it is given, so the rule
 is tested without Asterisk. `test_call_action(sip_user)` is the AMI Originate that rings a
@@ -121,11 +121,12 @@ def parse(sip_users: Iterable[str], endpoints_reply, contacts_reply, details: di
     return out
 
 
-def read_registrations(settings, secret: str, sip_users: list[str], timeout: float = 5) -> dict[str, Registration]:
-    """Ask Asterisk now. Raises ami.AmiUnavailable when AMI cannot be reached."""
+def read_registrations(settings, sip_users: list[str], timeout: float = 5) -> dict[str, Registration]:
+    """Ask Asterisk now (PJSIPShow* are AMI class `system`: the provision user). Raises
+    ami.AmiUnavailable when AMI cannot be reached."""
     actions = [{"Action": "PJSIPShowEndpoints"}, {"Action": "PJSIPShowContacts"}]
     actions += [{"Action": "PJSIPShowEndpoint", "Endpoint": u} for u in sip_users]
-    replies = ami.run_actions_blocking(settings, secret, actions, timeout)
+    replies = ami.run_actions_blocking(settings, ami.login(settings, "provision"), actions, timeout)
     details = dict(zip(sip_users, replies[2:]))
     return parse(sip_users, replies[0], replies[1], details)
 
@@ -137,17 +138,17 @@ def test_call_action(sip_user: str) -> dict:
             "Priority": priority, "CallerID": '"Tawasul test call" <echo>', "Timeout": "30000", "Async": "true"}
 
 
-def place_test_call(settings, secret: str, sip_user: str, timeout: float = 10) -> tuple[bool, str]:
+def place_test_call(settings, sip_user: str, timeout: float = 10) -> tuple[bool, str]:
     """(queued, message). Async Originate: success means Asterisk accepted the call to ring."""
-    [reply] = ami.run_actions_blocking(settings, secret, [test_call_action(sip_user)], timeout)
+    [reply] = ami.run_actions_blocking(settings, ami.login(settings, "web"), [test_call_action(sip_user)], timeout)
     first = reply[0] if isinstance(reply, list) else reply
     return ami.succeeded(reply), str(first.get("Message", ""))
 
 
-def health(settings, secret: str, timeout: float = 5) -> dict:
+def health(settings, timeout: float = 5) -> dict:
     """Asterisk's version, start time and current calls (AMI CoreSettings and CoreStatus)."""
     settings_reply, status_reply = ami.run_actions_blocking(
-        settings, secret, [{"Action": "CoreSettings"}, {"Action": "CoreStatus"}], timeout)
+        settings, ami.login(settings, "web"), [{"Action": "CoreSettings"}, {"Action": "CoreStatus"}], timeout)
     first = lambda r: r[0] if isinstance(r, list) else r  # noqa: E731
     s, c = first(settings_reply), first(status_reply)
     started = None

@@ -3,8 +3,10 @@
 The dialplan reports route_call's decision (UserEvent TawasulDecision) and, from the centre
 channel's hangup handler, the end of the call (UserEvent TawasulHangup); Asterisk's own
 DialBegin/DialEnd events give ring and answer times. A refused caller's recorded message
-(UserEvent TawasulMessage, sent before TawasulHangup) becomes a complaint ticket (tawasul.messages). After every (re)connection the watcher
-asks Asterisk which calls are still up and ends the others, so a gap loses no record.
+(UserEvent TawasulMessage, sent before TawasulHangup) becomes a complaint ticket (tawasul.messages).
+After every (re)connection the watcher asks Asterisk which calls are still up and ends the others,
+so a gap loses no record. The governor's desk registering from a new address is logged and kept
+for IT (tawasul.desk_contact).
 Database work runs in a worker thread: the event loop never blocks.
 """
 from __future__ import annotations
@@ -15,8 +17,8 @@ import logging
 
 from pathlib import Path
 
-from tawasul import calls, messages
-from tawasul.ami import RESYNC, AmiClient, AmiUnavailable
+from tawasul import calls, desk_contact, messages
+from tawasul.ami import RESYNC, AmiClient, AmiUnavailable, Login
 from tawasul.db import Database
 
 log = logging.getLogger("tawasul.callwatch")
@@ -40,7 +42,8 @@ class CallWatcher:
         name = event.get("Event", "")
         if name == "UserEvent":
             return event.get("UserEvent", "") in ("TawasulDecision", "TawasulMessage", "TawasulHangup")
-        return name == "DialBegin" or (name == "DialEnd" and event.get("DialStatus") == "ANSWER")
+        return (name == "DialBegin" or (name == "DialEnd" and event.get("DialStatus") == "ANSWER")
+                or desk_contact.wanted(event))
 
     def handle(self, event) -> None:
         """Apply one AMI event (synchronous: run it in a worker thread)."""
@@ -68,6 +71,8 @@ class CallWatcher:
                 calls.on_ringing(session, linkedid=linkedid, peer_channel=event.get("DestChannel", ""), at=at)
             elif name == "DialEnd" and event.get("DialStatus") == "ANSWER":
                 calls.on_answer(session, linkedid=linkedid, at=at)
+            elif desk_contact.wanted(event):
+                desk_contact.on_contact(session, event)
 
     def reconcile(self, live: set[str]) -> int:
         with self.db.write() as session:
@@ -109,10 +114,10 @@ class CallWatcher:
             log.exception("call event %s could not be recorded", event.get("Event"))
 
 
-async def watch(settings, secret: str, stop: asyncio.Event) -> None:
-    """Run until `stop` is set; keeps trying while Asterisk is away."""
+async def watch(settings, login: Login, stop: asyncio.Event) -> None:
+    """Run until `stop` is set; keeps trying while Asterisk is away. `login`: the watch AMI user."""
     db = Database(settings.db_url)
-    client = AmiClient.for_settings(settings, secret)
+    client = AmiClient.for_settings(settings, login)
     watcher = CallWatcher(db, client, state_dir=Path(settings.state_dir))
     from tawasul.livestate import LiveStateService
     live = LiveStateService(db, client)  # the console's live state, from the same connection

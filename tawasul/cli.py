@@ -239,7 +239,7 @@ def call_next(settings: Settings):
         call = governor_calls.next_call(session, dt.datetime.now(dt.timezone.utc),
                                         settings.early_minutes, settings.late_minutes)
     try:
-        [reply] = asyncio.run(ami.run_actions(settings, ami.secret(settings),
+        [reply] = asyncio.run(ami.run_actions(settings, ami.login(settings, "web"),
                                               [governor_calls.originate_action(call)]))
     except ami.AmiUnavailable as exc:
         fail(f"asterisk: {exc}", code=1)
@@ -266,7 +266,7 @@ def call_watch(settings: Settings):
         stop = asyncio.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-        await callwatch.watch(settings, ami.secret(settings), stop)
+        await callwatch.watch(settings, ami.login(settings, "watch"), stop)
 
     try:
         asyncio.run(run())

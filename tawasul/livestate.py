@@ -4,7 +4,8 @@ governor's console.
 `LiveState` is pure: it folds AMI events into a view and gives a compact JSON snapshot.
 `LiveStateService` runs inside the call watcher (`tawasul call watch`, which already holds the one
 AMI connection and sees every event): it keeps a `LiveState` up to date, rebuilds it from
-PJSIPShowEndpoints + CoreShowChannels after every (re)login, and writes the snapshot to the
+DeviceStateList + CoreShowChannels after every (re)login (AMI class reporting: the watcher's AMI
+user has no `system`), and writes the snapshot to the
 `live_state` table (key "asterisk") when it changed, at most every FLUSH_SECONDS. Web processes
 read that one row (and its `version`) to push changes to the console over server-sent events.
 Database writes run in a worker thread: the event loop never blocks.
@@ -96,10 +97,13 @@ class LiveState:
         return self.snapshot() != before
 
     def resync(self, endpoints: list, channels: list) -> None:
-        """Replace the view with PJSIPShowEndpoints' and CoreShowChannels' answers."""
+        """Replace the view with DeviceStateList's (or PJSIPShowEndpoints') and CoreShowChannels' answers."""
         was, self.registered = self.registered, {}
         for event in endpoints:
-            if event.get("Event") == "EndpointList" and event.get("ObjectName"):
+            if event.get("Event") == "DeviceStateChange" and _device_endpoint(event.get("Device", "")):
+                state = str(event.get("State", "")).lower()
+                self.registered[_device_endpoint(event["Device"])] = state not in _DOWN_DEVICE | _UNKNOWN_DEVICE
+            elif event.get("Event") == "EndpointList" and event.get("ObjectName"):
                 state = str(event.get("DeviceState", "")).lower()
                 self.registered[event["ObjectName"]] = state not in _DOWN_DEVICE | _UNKNOWN_DEVICE
         self._note_gone(was)
@@ -149,7 +153,7 @@ class LiveStateService:
         self._published: dict | None = None
 
     async def _resync(self) -> None:
-        endpoints = await self.client.action({"Action": "PJSIPShowEndpoints"})
+        endpoints = await self.client.action({"Action": "DeviceStateList"})
         channels = await self.client.action({"Action": "CoreShowChannels"})
         self.state.resync(endpoints if isinstance(endpoints, list) else [endpoints],
                           channels if isinstance(channels, list) else [channels])

@@ -39,7 +39,7 @@ class Settings:
     agi_port: int = 4573
     ami_host: str = "127.0.0.1"
     ami_port: int = 5038
-    ami_user: str = "tawasul"
+    ami_user: str = "tawasul"  # the AMI users' prefix: tawasul-web, tawasul-watch, tawasul-provision
     sip_host: str = "127.0.0.1"
     sip_tls_port: int = 5061
     sip_udp_port: int = 5060  # plain UDP on 127.0.0.1, only with load_test on (SIPp); never for phones
@@ -47,6 +47,11 @@ class Settings:
     # video endpoint here over a secure websocket (wss://sip_host:webrtc_port/ws). 0: no
     # in-browser endpoint (the governor's desk phone only).
     webrtc_port: int = 8089
+    # The governor's desk phone may register and call only from these networks (comma-separated
+    # addresses or CIDRs, like a centre's allowed networks): a leaked desk password is then no use
+    # elsewhere. The default is this machine only; set the governor's office network in production.
+    # Empty: nowhere.
+    desk_networks: str = "127.0.0.0/8"
     rtp_start: int = 10000
     rtp_end: int = 20000
 

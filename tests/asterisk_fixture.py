@@ -60,11 +60,11 @@ def assert_stopped_clean(rt: asterisk_runtime.Runtime) -> None:
         assert asterisk_runtime.mounts_under(rt.root) == [], "mounts left inside the Asterisk root"
 
 
-def ami_call(settings: Settings, secret: str, actions: list[dict], timeout: float = 10):
+def ami_call(settings: Settings, login: ami.Login, actions: list[dict], timeout: float = 10):
     """Log in to AMI (tawasul.ami), send `actions`: (logged_in, [responses]); safe while
     another event loop runs on this thread (Playwright's sync API keeps one running)."""
     try:
-        return True, ami.run_actions_blocking(settings, secret, actions, timeout)
+        return True, ami.run_actions_blocking(settings, login, actions, timeout)
     except ami.AmiUnavailable:
         return False, []
 

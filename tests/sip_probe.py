@@ -36,10 +36,11 @@ def _read_response(sock: ssl.SSLSocket, timeout: float, buffer: bytearray) -> tu
 
 
 def register(host: str, port: int, user: str, password: str, cafile: str, realm_host: str = "127.0.0.1",
-             timeout: float = 5) -> int:
-    """REGISTER `user` (answering one digest challenge); returns the final status code (200, 401, 403...)."""
+             timeout: float = 5, source: str | None = None) -> int:
+    """REGISTER `user` (answering one digest challenge) from `source` (an address of this machine,
+    e.g. another loopback address); returns the final status code (200, 401, 403...)."""
     context = ssl.create_default_context(cafile=cafile)
-    raw = socket.create_connection((host, port), timeout=timeout)
+    raw = socket.create_connection((host, port), timeout=timeout, source_address=(source, 0) if source else None)
     with context.wrap_socket(raw, server_hostname=realm_host) as sock:
         local_host, local_port = sock.getsockname()[:2]
         call_id, tag = uuid.uuid4().hex, uuid.uuid4().hex[:8]

@@ -56,10 +56,6 @@ def runtime_of(app):
     return runtime
 
 
-def ami_secret_of(app) -> str:
-    return ami.secret(settings_of(app))
-
-
 def mask(text: str, secrets: tuple[str, ...] = ()) -> str:
     """`text` with every credential line's value, and every known secret anywhere, replaced."""
     for secret in secrets:
@@ -110,7 +106,7 @@ def index():
     app = current_app._get_current_object()
     health, error = None, None
     try:
-        health = board_rules.health(settings_of(app), ami_secret_of(app))
+        health = board_rules.health(settings_of(app))
     except (ami.AmiUnavailable, OSError) as exc:
         error = str(exc)
     uptime = None
@@ -488,7 +484,7 @@ def config():
     diff, errors = [], []
     try:
         runtime = runtime_of(app)
-        diff = config_diff(runtime, load(settings, db_of(app)), (runtime.ami_secret, runtime.agi_secret))
+        diff = config_diff(runtime, load(settings, db_of(app)), (*runtime.ami_secrets().values(), runtime.agi_secret))
     except RenderError as exc:
         errors = list(exc.errors)
     except Exception as exc:  # noqa: BLE001 - the runtime missing, a key that cannot decrypt: say so

@@ -2,7 +2,10 @@
 user agent, TLS contact, expiry, last seen), codecs and TLS/SRTP state as Asterisk reports them;
 an alert for each centre with a session in the next 30 minutes and no registered phone; and a
 one-click test call (echo) to a device. When AMI cannot be reached the page says so. SMS messages
-that failed for good (tawasul.sms) are counted, the latest few shown with their reason.
+that failed for good (tawasul.sms) are counted, the latest few shown with their reason. The page
+also says whether Asterisk has loaded a module that could spy on or record sessions
+(tawasul.asterisk_modules), and lists the latest changes of the governor's desk's address
+(tawasul.desk_contact).
 
 "Last seen" is now for a registered device, else when the call watcher last saw it registered
 (tawasul.livestate keeps it across Asterisk restarts; every web process reads the same row).
@@ -19,7 +22,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import selectinload
 
-from tawasul import ami, audit, board as rules, livestate, outbox
+from tawasul import ami, asterisk_modules, audit, board as rules, desk_contact, livestate, outbox
 from tawasul.models import Appointment, AppointmentKind, AppointmentStatus, Device, DeviceKind, Role, utcnow
 from web import db_of, settings_of
 from web.auth import roles_required
@@ -33,8 +36,12 @@ class TestCallForm(FlaskForm):
     """The test call button (CSRF only)."""
 
 
-def _secret() -> str:
-    return ami.secret(settings_of(current_app))
+def _modules_check(settings) -> tuple[list[str] | None, str | None]:
+    """(the forbidden modules loaded, None), or (None, why the check could not be made)."""
+    try:
+        return asterisk_modules.loaded_forbidden(settings), None
+    except (ami.AmiUnavailable, OSError) as exc:
+        return None, str(exc) or type(exc).__name__
 
 
 def _snapshot() -> dict:
@@ -62,9 +69,10 @@ def _snapshot() -> dict:
         sms_failed, sms_latest = outbox.failures(session)
         sms_latest = [dict(to=masked(m.to), reason=m.last_error, at=m.failed_at, attempts=m.attempts)
                       for m in sms_latest]
+        desk_changes = desk_contact.latest_changes(session)
     registrations, ami_error = {}, None
     try:
-        registrations = rules.read_registrations(settings_of(app), _secret(), [r["sip_user"] for r in rows])
+        registrations = rules.read_registrations(settings_of(app), [r["sip_user"] for r in rows])
     except (ami.AmiUnavailable, OSError) as exc:
         ami_error = str(exc) or type(exc).__name__
     for row in rows:
@@ -76,7 +84,7 @@ def _snapshot() -> dict:
         rules.Alert(u.centre_code, u.reference, u.slot_start, max(0, int((u.slot_start - now).total_seconds() // 60)),
                     u.sip_users) for u in upcoming]
     return {"rows": rows, "alerts": alerts, "ami_error": ami_error, "now": now,
-            "sms_failed": sms_failed, "sms_latest": sms_latest}
+            "sms_failed": sms_failed, "sms_latest": sms_latest, "desk_changes": desk_changes}
 
 
 def masked(mobile: str) -> str:
@@ -87,7 +95,9 @@ def masked(mobile: str) -> str:
 @bp.get("/")
 @roles_required(*VIEWERS)
 def index():
-    return render_template("board/index.html", form=TestCallForm(), **_snapshot())
+    forbidden_loaded, modules_error = _modules_check(settings_of(current_app))
+    return render_template("board/index.html", form=TestCallForm(), forbidden_loaded=forbidden_loaded,
+                           modules_error=modules_error, **_snapshot())
 
 
 @bp.get("/status.json")
@@ -124,7 +134,7 @@ def test_call(sip_user: str):
         if device is None or not device.enabled:
             abort(404)
     try:
-        ok, message = rules.place_test_call(settings_of(app), _secret(), sip_user)
+        ok, message = rules.place_test_call(settings_of(app), sip_user)
     except (ami.AmiUnavailable, OSError) as exc:
         ok, message = False, str(exc)
     with db_of(app).write() as session:

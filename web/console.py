@@ -76,9 +76,10 @@ def config(name: str):
     return current_app.config.get(name, DEFAULTS[name])
 
 
-def send_actions(settings, actions: list[dict]) -> list:
-    """AMI actions from a request (log in, send, log out; on a thread of its own)."""
-    return ami.run_actions_blocking(settings, ami.secret(settings), actions, timeout=5)
+def send_actions(settings, actions: list[dict], user: str = "web") -> list:
+    """AMI actions from a request (log in, send, log out; on a thread of its own), as the web's
+    AMI user, or as `user` (tawasul.ami.USERS)."""
+    return ami.run_actions_blocking(settings, ami.login(settings, user), actions, timeout=5)
 
 
 def now_utc() -> dt.datetime:
@@ -340,7 +341,7 @@ def video_on():
         return jsonify(ok=False, message=_("Video in the console is turned off on this server.")), 404
     page, actions = console_endpoint.issue(settings)
     try:
-        replies = send_actions(settings, actions)
+        replies = send_actions(settings, actions, "provision")  # DBPut: AMI class system
     except ami.AmiUnavailable:
         return jsonify(ok=False, message=_("Asterisk cannot be reached; video in this page is not available.")), 503
     if not all(ami.succeeded(r) for r in replies):

@@ -145,7 +145,7 @@ def test_the_governor_takes_a_session_in_the_console_page(provisioned_asterisk, 
         assert page.locator("#video-status").inner_text() == "جاهز: ترنّ الجلسات في هذه الصفحة."
         assert given["password"] not in page.content()
         # Asterisk holds only the digest of that password.
-        _ok, [stored] = ami_call(p.settings, _ami_secret(p), [
+        _ok, [stored] = ami_call(p.settings, _ami_login(p), [
             {"Action": "DBGet", "Family": console_endpoint.ASTDB_FAMILY, "Key": console_endpoint.ENDPOINT}])
         digest = _db_value(stored)
         assert given["password"] not in digest and "password_digest" in digest
@@ -208,7 +208,7 @@ def test_the_governor_takes_a_session_in_the_console_page(provisioned_asterisk, 
         # Switching the video off deletes the digest: nothing can register as the console.
         page.get_by_role("button", name="إيقاف الفيديو في هذه الصفحة").click()
         wait_state(page, "off", 5000)
-        wait_for(lambda: _db_value(ami_call(p.settings, _ami_secret(p), [
+        wait_for(lambda: _db_value(ami_call(p.settings, _ami_login(p), [
             {"Action": "DBGet", "Family": console_endpoint.ASTDB_FAMILY,
              "Key": console_endpoint.ENDPOINT}])[1][0]) == "", 5, "the console's digest deleted")
     except Exception:
@@ -222,10 +222,10 @@ def test_the_governor_takes_a_session_in_the_console_page(provisioned_asterisk, 
         context.close()
 
 
-def _ami_secret(p) -> str:
+def _ami_login(p):
     from tawasul import ami
 
-    return ami.secret(p.settings)
+    return ami.login(p.settings, "web")  # DBGet: AMI class reporting
 
 
 def _db_value(reply) -> str:

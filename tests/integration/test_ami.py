@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from provisioning import runtime as asterisk_runtime
-from tawasul.ami import RESYNC, AmiClient, AmiUnavailable, run_actions, succeeded
+from tawasul.ami import RESYNC, AmiClient, AmiUnavailable, Login, run_actions, succeeded
 from tests.asterisk_fixture import make_settings
 from tests.live import free_port, run_async
 
@@ -14,18 +14,19 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 def test_actions_answer_and_a_wrong_secret_is_refused(asterisk):
     async def scenario():
-        [settings_reply] = await run_actions(asterisk.settings, asterisk.ami_secret, [{"Action": "CoreSettings"}])
+        [settings_reply] = await run_actions(asterisk.settings, asterisk.ami_login("web"), [{"Action": "CoreSettings"}])
         assert succeeded(settings_reply) and settings_reply["AsteriskVersion"].split(".")[0] >= "20"
         started = asyncio.get_running_loop().time()
         with pytest.raises(AmiUnavailable, match="refused the login"):
-            await run_actions(asterisk.settings, "not-the-secret", [{"Action": "Ping"}], timeout=10)
+            await run_actions(asterisk.settings, Login(asterisk.ami_login("web").username, "not-the-secret"),
+                              [{"Action": "Ping"}], timeout=10)
         assert asyncio.get_running_loop().time() - started < 5  # told at once, not after the timeout
     run_async(scenario())
 
 
 def test_a_timed_out_action_is_forgotten(asterisk):
     async def scenario():
-        client = AmiClient.for_settings(asterisk.settings, asterisk.ami_secret)
+        client = AmiClient.for_settings(asterisk.settings, asterisk.ami_login("watch"))
         await client.connect()
         try:
             # WaitEvent answers when any event comes (a phone of another test unregistering, say):
@@ -52,7 +53,7 @@ def test_the_client_reconnects_and_asks_for_a_resync_after_asterisk_restarts(tmp
     runtime.start()
 
     async def scenario():
-        client = AmiClient.for_settings(settings, runtime.ami_secret, reconnect_seconds=1)
+        client = AmiClient.for_settings(settings, runtime.ami_login("watch"), reconnect_seconds=1)
         await client.connect()
         events = client.subscribe(maxsize=100000)
         try:
@@ -84,14 +85,17 @@ def test_the_client_reconnects_and_asks_for_a_resync_after_asterisk_restarts(tmp
 
 def test_a_slow_subscriber_loses_the_oldest_events_not_the_client(asterisk):
     async def scenario():
-        client = AmiClient.for_settings(asterisk.settings, asterisk.ami_secret)
+        client = AmiClient.for_settings(asterisk.settings, asterisk.ami_login("watch"))
         await client.connect()
-        slow = client.subscribe(maxsize=3)
+        slow = client.subscribe(maxsize=3, wanted=lambda e: e.get("Event") == "Reload")
+        reloader = AmiClient.for_settings(asterisk.settings, asterisk.ami_login("provision"))
+        await reloader.connect()
         try:
             for _ in range(10):
-                await client.action({"Action": "Reload", "Module": "pbx_config"})  # each emits a Reload event
+                await reloader.action({"Action": "Reload", "Module": "pbx_config"})  # each emits a Reload event
             await asyncio.sleep(0.3)
             assert slow.qsize() == 3 and client.dropped_events >= 7
         finally:
             client.close()
+            reloader.close()
     run_async(scenario())

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from provisioning import runtime as asterisk_runtime
+from tawasul.ami import Login
 from tests.live import free_port
 from tests.asterisk_fixture import (
     ami_call,
@@ -76,7 +77,7 @@ def test_pjsip_transport_and_dialplan_loaded(asterisk):
 
 def test_ami_login_with_the_secret(asterisk):
     actions = [{"Action": "Ping"}, {"Action": "CoreSettings"}]
-    ok, (ping, settings) = ami_call(asterisk.settings, asterisk.ami_secret, actions)
+    ok, (ping, settings) = ami_call(asterisk.settings, asterisk.ami_login("web"), actions)
     assert ok
     assert ping.success and ping["Ping"] == "Pong"
     assert settings["AsteriskVersion"]
@@ -89,15 +90,41 @@ def test_ami_least_privilege(asterisk):
         {"Action": "Command", "Command": "core show version"},
         {"Action": "ModuleLoad", "LoadType": "load", "Module": "app_chanspy.so"},
     ]
-    ok, (reload_dialplan, reload_pjsip, command, chanspy) = ami_call(asterisk.settings, asterisk.ami_secret, actions)
+    ok, (reload_dialplan, reload_pjsip, command, chanspy) = ami_call(asterisk.settings, asterisk.ami_login("provision"),
+                                                                     actions)
     assert ok and reload_dialplan.success and reload_pjsip.success
     assert not command.success and "Permission denied" in command["Message"]
-    assert not chanspy.success
+    assert not chanspy.success  # its file is not there to load
     assert "0 modules loaded" in asterisk.cli("module show like app_chanspy")
 
 
+# A module that is on disk, harmless, and never loaded by Tawasul: what a ModuleLoad would bring in.
+UNLOADED = "res_manager_presencestate"
+
+
+@pytest.mark.parametrize("user", ["web", "watch"])
+def test_the_web_and_the_call_watcher_cannot_load_modules_or_run_commands(asterisk, user):
+    assert "0 modules loaded" in asterisk.cli(f"module show like {UNLOADED}")
+    refused = [
+        {"Action": "ModuleLoad", "LoadType": "load", "Module": f"{UNLOADED}.so"},
+        {"Action": "Command", "Command": f"module load {UNLOADED}.so"},
+        {"Action": "Reload", "Module": "pbx_config"},
+        {"Action": "DBPut", "Family": "tawasul/auth", "Key": "governor-console", "Val": "x"},
+        {"Action": "GetConfig", "Filename": "manager.conf"},
+    ]
+    allowed = [{"Action": "CoreShowChannels"}, {"Action": "CoreStatus"}]
+    ok, replies = ami_call(asterisk.settings, asterisk.ami_login(user), refused + allowed)
+    assert ok
+    for action, reply in zip(refused, replies):
+        assert not reply.success and "Permission denied" in reply["Message"], action
+    for reply in replies[len(refused):]:
+        assert (reply[0] if isinstance(reply, list) else reply).success
+    assert "0 modules loaded" in asterisk.cli(f"module show like {UNLOADED}")
+
+
 def test_ami_login_fails_with_a_wrong_secret(asterisk):
-    ok, responses = ami_call(asterisk.settings, "wrong-" + asterisk.ami_secret, [{"Action": "Ping"}])
+    user, secret = asterisk.ami_login("web")
+    ok, responses = ami_call(asterisk.settings, Login(user, "wrong-" + secret), [{"Action": "Ping"}])
     assert not ok and responses == []
     deadline = time.monotonic() + 5
     while "InvalidPassword" not in (asterisk.log_dir / "security").read_text():
@@ -121,10 +148,10 @@ def test_two_instances_side_by_side_under_a_supervisor(asterisk, tmp_path):
         assert proc.pid == second.pid()  # the child *is* Asterisk
         assert f"127.0.0.1:{asterisk.settings.sip_tls_port}" in asterisk.cli("pjsip show transports")
         assert f":{OTHER_PORTS['sip_tls_port']}" not in asterisk.cli("pjsip show transports")
-        ok, (ping,) = ami_call(second.settings, second.ami_secret, [{"Action": "Ping"}])
+        ok, (ping,) = ami_call(second.settings, second.ami_login("web"), [{"Action": "Ping"}])
         assert ok and ping.success
-        # each instance has its own secret: the first one's does not open the second
-        assert second.ami_secret != asterisk.ami_secret
+        # each instance has its own secrets: the first one's do not open the second
+        assert second.ami_login("web").secret != asterisk.ami_login("web").secret
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
     finally:

@@ -58,7 +58,7 @@ class Watching:
         self.loop.run_until_complete(self._main())
 
     async def _main(self):
-        client = AmiClient.for_settings(self.p.settings, self.p.runtime.ami_secret)
+        client = AmiClient.for_settings(self.p.settings, self.p.runtime.ami_login("watch"))
         watcher = CallWatcher(self.p.db, client, state_dir=self.p.settings.state_dir)
         mine = client.subscribe()
         self.stop = asyncio.Event()
@@ -156,7 +156,7 @@ def application_of(p, endpoint: str) -> str:
     from tawasul.ami import run_actions
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        [reply] = pool.submit(asyncio.run, run_actions(p.settings, p.runtime.ami_secret,
+        [reply] = pool.submit(asyncio.run, run_actions(p.settings, p.runtime.ami_login("web"),
                                                        [{"Action": "CoreShowChannels"}], 10)).result()
     events = reply if isinstance(reply, list) else [reply]
     return next((e.get("Application", "") for e in events if e.get("Event") == "CoreShowChannel"

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
 async def watching(provisioned, scenario):
-    client = AmiClient.for_settings(provisioned.settings, provisioned.runtime.ami_secret)
+    client = AmiClient.for_settings(provisioned.settings, provisioned.runtime.ami_login("watch"))
     watcher = CallWatcher(provisioned.db, client)
     stop = asyncio.Event()
     await client.connect()
@@ -43,8 +43,9 @@ def test_a_denied_call_gets_one_record_with_its_end(provisioned_asterisk):
 
     async def scenario(client):
         # No AGI server listens for this test: route_call cannot decide, so the route denies.
-        await client.action({"Action": "Originate", "Channel": "Local/100@from-centre",
-                             "Application": "Wait", "Data": "20", "Async": "true"})
+        await run_actions(provisioned_asterisk.settings, provisioned_asterisk.runtime.ami_login("web"),
+                          [{"Action": "Originate", "Channel": "Local/100@from-centre",
+                            "Application": "Wait", "Data": "20", "Async": "true"}])
         for _ in range(300):  # the refusal is spoken, then a message is offered (5 s) before the hang-up
             new = set(calls_by_id(provisioned_asterisk.db)) - before
             ended = [c for c in calls_by_id(provisioned_asterisk.db, new).values() if c.end_at]
@@ -78,7 +79,8 @@ def test_calls_that_ended_unseen_are_closed_on_connect(provisioned_asterisk):
 
 
 def test_the_ami_user_cannot_spy(provisioned_asterisk):
-    """Least privilege: no Command (so no `channel spy` or `mixmonitor` by CLI) for the app's AMI user."""
-    [reply] = run_async(run_actions(provisioned_asterisk.settings, provisioned_asterisk.runtime.ami_secret,
-                                    [{"Action": "Command", "Command": "core show channels"}]))
-    assert reply.get("Response") == "Error" and "Permission denied" in reply.get("Message", "")
+    """Least privilege: no Command (so no `channel spy` or `mixmonitor` by CLI) for any AMI user."""
+    for user in ("web", "watch", "provision"):
+        [reply] = run_async(run_actions(provisioned_asterisk.settings, provisioned_asterisk.runtime.ami_login(user),
+                                        [{"Action": "Command", "Command": "core show channels"}]))
+        assert reply.get("Response") == "Error" and "Permission denied" in reply.get("Message", ""), user

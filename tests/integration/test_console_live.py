@@ -49,7 +49,7 @@ class LiveService:
         self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self._run(),), daemon=True)
 
     async def _run(self):
-        client = AmiClient.for_settings(self.p.settings, self.p.runtime.ami_secret)
+        client = AmiClient.for_settings(self.p.settings, self.p.runtime.ami_login("watch"))
         service = LiveStateService(self.p.db, client)
         self.stop = asyncio.Event()
         await client.connect()

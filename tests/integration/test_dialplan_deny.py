@@ -16,21 +16,24 @@ from tests.phones import start_agi_server, stop_agi_server
 pytestmark = pytest.mark.integration
 
 
-async def _route_once(settings, secret, exten, timeout):
+async def _route_once(settings, logins, exten, timeout):
     """Originate the centre route on a Local channel; (seconds until the route had its decision,
     what happened): "Decision(<decision>)" when the dialplan reports it, "Dial" for a DialBegin,
     "Hangup(<cause>)" when the route's channel ends (after its spoken refusal)."""
-    client = AmiClient.for_settings(settings, secret)
+    client = AmiClient.for_settings(settings, logins["watch"])  # sees the events
     await client.connect(timeout)
     events = client.subscribe()
+    caller = AmiClient.for_settings(settings, logins["web"])  # may originate
+    await caller.connect(timeout)
     loop = asyncio.get_running_loop()
     happened, decided_at = [], None
     try:
         started = loop.time()
-        await client.action({"Action": "Originate", "Channel": f"Local/{exten}@from-centre",
+        deadline = started + timeout + 45  # the spoken refusal, the offer and the goodbye take ~30 s
+        await caller.action({"Action": "Originate", "Channel": f"Local/{exten}@from-centre",
                              "Application": "Wait", "Data": "60", "Async": "true"})
         while True:
-            event = await asyncio.wait_for(events.get(), timeout + 20)
+            event = await asyncio.wait_for(events.get(), max(0.1, deadline - loop.time()))
             channel = event.get("Channel", "")
             if not channel.startswith(f"Local/{exten}@from-centre") or not channel.endswith(";2"):
                 continue
@@ -44,11 +47,12 @@ async def _route_once(settings, secret, exten, timeout):
                 return (decided_at or loop.time()) - started, happened
     finally:
         client.close()
+        caller.close()
 
 
 def route_once(runtime, exten="100", timeout=10.0) -> tuple[float, list[str]]:
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, _route_once(runtime.settings, runtime.ami_secret, exten, timeout)).result()
+        return pool.submit(asyncio.run, _route_once(runtime.settings, {u: runtime.ami_login(u) for u in ("watch", "web")}, exten, timeout)).result()
 
 
 def assert_denied(happened):

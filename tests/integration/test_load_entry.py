@@ -15,6 +15,7 @@ from provisioning.validate import validate
 from tawasul.settings import Settings
 from tests.asterisk_fixture import assert_stopped_clean, make_settings
 from tests.live import free_port
+from tests.unit.test_render_rows import AMI_SECRETS
 
 pytestmark = pytest.mark.integration
 
@@ -72,9 +73,9 @@ def invite(port: int, exten: str, timeout: float = 5) -> int:
 def test_gate_off_is_never_rendered_and_validation_refuses_the_anonymous_endpoint():
     off = dataclasses.replace(Settings(), state_dir=Path("/x"))
     assert off.load_test is False
-    files = render.render_base(off, "s")
+    files = render.render_base(off, AMI_SECRETS)
     assert "load-test" not in files["pjsip.conf"] + files["extensions.conf"]
-    on = render.render_base(dataclasses.replace(off, load_test=True), "s")
+    on = render.render_base(dataclasses.replace(off, load_test=True), AMI_SECRETS)
     assert validate(on, load_test=True) == []
     assert any("no auth (anonymous" in e for e in validate(on))  # the exception holds only with the gate
 

@@ -38,7 +38,7 @@ def ami(p, *actions, timeout: float = 10) -> list:
     from tawasul.ami import run_actions
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, run_actions(p.settings, p.runtime.ami_secret, list(actions), timeout)).result()
+        return pool.submit(asyncio.run, run_actions(p.settings, p.runtime.ami_login("web"), list(actions), timeout)).result()
 
 
 def as_list(response) -> list:

@@ -75,7 +75,7 @@ def running_system(settings, db_url):
         demo.seed(session, dataclasses.replace(settings, database_url=db_url))
     database.dispose()
     Vault.for_settings(settings)
-    ami.secret(settings)
+    ami.secret(settings, "web")
     certs.ensure_certificates(settings)
     (settings.state_dir / "attachments").mkdir(mode=0o700)
     (settings.state_dir / "attachments" / "a1b2.pdf").write_bytes(b"%PDF-1.4 a citizen's letter")
@@ -176,10 +176,10 @@ def test_a_backup_taken_under_write_traffic_restores_every_earlier_booking(runni
     assert listing.returncode == 0 and before[0] in listing.stdout, listing.stderr
 
     # Secrets, certificates, attachments and the settings file, with private modes.
-    for name in ("secrets/device.key", "secrets/ami", "certs/ca.key", "certs/ca.crt", "certs/asterisk.key",
+    for name in ("secrets/device.key", "secrets/ami-web", "certs/ca.key", "certs/ca.crt", "certs/asterisk.key",
                  "attachments/a1b2.pdf", "tawasul.toml"):
         assert (restored.state_dir / name).read_bytes() == (settings.state_dir / name).read_bytes(), name
-    assert mode(restored.state_dir / "secrets") == 0o700 and mode(restored.state_dir / "secrets" / "ami") == 0o600
+    assert mode(restored.state_dir / "secrets") == 0o700 and mode(restored.state_dir / "secrets" / "ami-web") == 0o600
     assert mode(restored.state_dir / "certs" / "ca.key") == 0o600
     assert mode(restored.state_dir / "attachments" / "a1b2.pdf") == 0o600
     assert Vault.for_settings(restored).decrypt(Vault.for_settings(settings).encrypt("x")) == "x"

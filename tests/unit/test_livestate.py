@@ -89,9 +89,10 @@ class FakeClient:
 
     async def action(self, action):
         self.actions.append(action["Action"])
-        if action["Action"] == "PJSIPShowEndpoints":
-            return [ev(Event="EndpointList", ObjectName="centre-bdr-1", DeviceState="Unavailable"),
-                    ev(Event="EndpointList", ObjectName="governor-desk-1", DeviceState="Not in use")]
+        if action["Action"] == "DeviceStateList":
+            return [ev(Event="DeviceStateChange", Device="PJSIP/centre-bdr-1", State="UNAVAILABLE"),
+                    ev(Event="DeviceStateChange", Device="PJSIP/governor-desk-1", State="NOT_INUSE"),
+                    ev(Event="DeviceStateChange", Device="Queue:governor_avail", State="NOT_INUSE")]
         return [ev(Response="Success"), ev(Event="CoreShowChannelsComplete")]
 
 
@@ -113,7 +114,7 @@ def test_the_service_publishes_each_change_once(db):
 
         await client.queue.put(ev(Event=RESYNC))
         version, snap = await stored(lambda s: s["registered"] == ["governor-desk-1"])
-        assert snap["ami"] is True and client.actions == ["PJSIPShowEndpoints", "CoreShowChannels"]
+        assert snap["ami"] is True and client.actions == ["DeviceStateList", "CoreShowChannels"]
         await client.queue.put(ev(Event="ContactStatus", EndpointName="centre-bdr-1", ContactStatus="Created"))
         version2, _ = await stored(lambda s: "centre-bdr-1" in s["registered"])
         assert version2 == version + 1

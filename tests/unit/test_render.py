@@ -10,7 +10,7 @@ import pytest
 from provisioning import render, writer
 from tawasul.settings import Settings
 
-SECRET = "s3cret-Value_42"
+SECRETS = {"web": "s3cret-Web_42", "watch": "s3cret-Watch_42", "provision": "s3cret-Provision_42"}
 
 
 @pytest.fixture
@@ -37,43 +37,49 @@ def options(body: str) -> list[tuple[str, str]]:
 
 
 def test_render_is_pure_and_deterministic(settings):
-    first = render.render_base(settings, SECRET)
-    second = render.render_base(settings, SECRET)
+    first = render.render_base(settings, SECRETS)
+    second = render.render_base(settings, SECRETS)
     assert first == second
     assert set(first) == set(render.BASE_FILES)
     assert not settings.state_dir.exists()  # rendering touches nothing
 
 
 def test_every_file_names_its_origin(settings):
-    for name, text in render.render_base(settings, SECRET).items():
+    for name, text in render.render_base(settings, SECRETS).items():
         assert text.startswith(f"; {name} -- rendered by Tawasul"), name
         assert text.endswith("\n")
 
 
-def test_manager_binds_to_loopback_with_the_secret(settings):
-    manager = render.render_base(settings, SECRET)["manager.conf"]
+def test_manager_binds_to_loopback_with_one_user_a_process(settings):
+    manager = render.render_base(settings, SECRETS)["manager.conf"]
     general = dict(options(section(manager, "general")))
     assert general["enabled"] == "yes"
     assert general["bindaddr"] == "127.0.0.1"
     assert general["port"] == "15038"
     assert general["webenabled"] == "no"
-    user = options(section(manager, settings.ami_user))
-    assert ("secret", SECRET) in user
-    assert ("deny", "0.0.0.0/0.0.0.0") in user
-    assert ("permit", "127.0.0.1/255.255.255.255") in user
-    write = dict(user)["write"].split(",")
-    assert "command" not in write and "config" not in write and "all" not in write
-    assert {"system", "call", "originate"} <= set(write)
+    rights = {}
+    for user, secret in SECRETS.items():
+        found = options(section(manager, f"{settings.ami_user}-{user}"))
+        assert ("secret", secret) in found
+        assert ("deny", "0.0.0.0/0.0.0.0") in found
+        assert ("permit", "127.0.0.1/255.255.255.255") in found
+        values = dict(found)
+        rights[user] = (set(filter(None, values.get("read", "").split(","))), set(values["write"].split(",")))
+        assert not {"command", "config", "all"} & rights[user][1]
+    assert rights["web"] == (set(), {"originate", "call", "reporting"})
+    assert rights["watch"] == ({"call", "user", "agent", "system"}, {"reporting"})
+    assert rights["provision"] == (set(), {"system"})
+    assert manager.count("secret =") == 3
 
 
 def test_manager_conf_is_written_0600_and_the_rest_0640(settings, tmp_path):
-    files = render.render_base(settings, SECRET)
+    files = render.render_base(settings, SECRETS)
     changed = writer.write_files(tmp_path / "etc", files, private=render.PRIVATE_FILES)
     assert len(changed) == len(files)
     assert stat.S_IMODE((tmp_path / "etc" / "manager.conf").stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "etc" / "pjsip.conf").stat().st_mode) == 0o640
     assert stat.S_IMODE((tmp_path / "etc" / "extensions.conf").stat().st_mode) == 0o600  # the FastAGI secret
-    assert SECRET in (tmp_path / "etc" / "manager.conf").read_text()
+    assert SECRETS["provision"] in (tmp_path / "etc" / "manager.conf").read_text()
     assert sorted(p.name for p in (tmp_path / "etc").iterdir()) == sorted(files)  # no temporary files left
     assert writer.write_files(tmp_path / "etc", files, private=render.PRIVATE_FILES) == []  # unchanged
 
@@ -89,7 +95,7 @@ def test_write_atomic_replaces_and_fixes_mode(tmp_path):
 
 @pytest.mark.parametrize("module", render.FORBIDDEN_MODULES + ("func_shell",))
 def test_modules_conf_never_loads_forbidden_modules(settings, module):
-    modules = render.render_base(settings, SECRET)["modules.conf"]
+    modules = render.render_base(settings, SECRETS)["modules.conf"]
     body = options(section(modules, "modules"))
     assert ("autoload", "no") in body
     loaded = {value.removesuffix(".so") for key, value in body if key in ("load", "preload", "require", "preload-require")}
@@ -99,7 +105,7 @@ def test_modules_conf_never_loads_forbidden_modules(settings, module):
 
 
 def test_pjsip_without_certificate_has_no_transport(settings):
-    pjsip = render.render_base(settings, SECRET)["pjsip.conf"]
+    pjsip = render.render_base(settings, SECRETS)["pjsip.conf"]
     glob = dict(options(section(pjsip, "global")))
     assert glob["user_agent"] == "Tawasul"
     assert glob["endpoint_identifier_order"] == "ip,username"
@@ -109,14 +115,14 @@ def test_pjsip_without_certificate_has_no_transport(settings):
 
 
 def test_pjsip_plain_udp_only_for_the_load_test_on_loopback(settings):
-    pjsip = render.render_base(dataclasses.replace(settings, load_test=True), SECRET)["pjsip.conf"]
+    pjsip = render.render_base(dataclasses.replace(settings, load_test=True), SECRETS)["pjsip.conf"]
     assert re.findall(r"(?m)^protocol = (\w+)", pjsip) == ["udp"]
     assert "bind = 127.0.0.1:5060" in pjsip
 
 
 def test_pjsip_with_certificate_adds_tls(settings):
     layout = dataclasses.replace(render.default_layout(settings), tls_cert="/k/asterisk.crt", tls_key="/k/asterisk.key")
-    pjsip = render.render_base(dataclasses.replace(settings, sip_tls_port=15061), SECRET, layout)["pjsip.conf"]
+    pjsip = render.render_base(dataclasses.replace(settings, sip_tls_port=15061), SECRETS, layout)["pjsip.conf"]
     tls = dict(options(section(pjsip, "transport-tls")))
     assert tls["protocol"] == "tls"
     assert tls["bind"] == "127.0.0.1:15061"
@@ -124,7 +130,7 @@ def test_pjsip_with_certificate_adds_tls(settings):
 
 
 def test_rtp_logger_and_dialplan(settings):
-    files = render.render_base(settings, SECRET)
+    files = render.render_base(settings, SECRETS)
     rtp = dict(options(section(files["rtp.conf"], "general")))
     assert (rtp["rtpstart"], rtp["rtpend"]) == ("30000", "30999")
     logfiles = dict(options(section(files["logger.conf"], "logfiles")))
@@ -137,7 +143,7 @@ def test_rtp_logger_and_dialplan(settings):
 def test_each_state_folder_gets_its_own_directories(settings, tmp_path):
     other = dataclasses.replace(settings, state_dir=tmp_path / "other")
     assert render.instance_id(settings.state_dir) != render.instance_id(other.state_dir)
-    conf = render.render_base(settings, SECRET)["asterisk.conf"]
+    conf = render.render_base(settings, SECRETS)["asterisk.conf"]
     dirs = dict(options(section(conf, "directories")))
     base = render.default_layout(settings).instance_dir
     for key in ("astetcdir", "astrundir", "astlogdir", "astspooldir", "astdbdir", "astkeydir"):
@@ -148,7 +154,12 @@ def test_each_state_folder_gets_its_own_directories(settings, tmp_path):
 @pytest.mark.parametrize("secret", ["", "two\nlines", "semi;colon", " padded"])
 def test_unsafe_secret_is_refused(settings, secret):
     with pytest.raises(ValueError):
-        render.render_base(settings, secret)
+        render.render_base(settings, {**SECRETS, "watch": secret})
+
+
+def test_every_ami_user_needs_its_own_secret(settings):
+    with pytest.raises(ValueError, match="AMI secrets needed"):
+        render.render_base(settings, {"web": "a-secret"})
 
 
 def test_templates_exist_for_every_base_file():

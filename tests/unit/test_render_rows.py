@@ -18,6 +18,8 @@ from provisioning.validate import validate
 from tawasul.settings import Settings
 from tests.unit.test_render import options, section
 
+AMI_SECRETS = {"web": "ami-secret-web", "watch": "ami-secret-watch", "provision": "ami-secret-provision"}
+
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "render"
 GOLDEN_FILES = ("pjsip.conf", "extensions.conf", "queues.conf", "musiconhold.conf", "rtp.conf", "http.conf",
                 "sorcery.conf")
@@ -61,7 +63,7 @@ def layout(settings):
 def files(settings, layout, monkeypatch):
     # the machine's own addresses (offered as ICE candidates on a loopback-only setup) stay out of the golden files
     monkeypatch.setattr(render, "_interface_addresses", lambda: {"127.0.0.1", "192.0.2.7"})
-    return render.render_all(settings, ROWS, "ami-secret-1", layout, agi_secret="agi-secret-1")
+    return render.render_all(settings, ROWS, AMI_SECRETS, layout, agi_secret="agi-secret-1")
 
 
 @pytest.mark.parametrize("name", GOLDEN_FILES)
@@ -73,7 +75,7 @@ def test_golden(files, name):
 
 
 def test_render_is_pure_and_valid(settings, layout, files):
-    assert render.render_all(settings, ROWS, "ami-secret-1", layout, agi_secret="agi-secret-1") == files
+    assert render.render_all(settings, ROWS, AMI_SECRETS, layout, agi_secret="agi-secret-1") == files
     assert validate(files) == []
 
 
@@ -176,7 +178,7 @@ def test_centre_cannot_dial_anything_else(files):
 
 def test_no_governor_endpoint_means_connect_is_denied(settings, layout):
     rows = Rows(devices=tuple(d for d in ROWS.devices if d.kind != "governor_desk"), centres=ROWS.centres)
-    files = render.render_all(dataclasses.replace(settings, webrtc_port=0), rows, "s", layout)
+    files = render.render_all(dataclasses.replace(settings, webrtc_port=0), rows, AMI_SECRETS, layout)
     from_centre = files["extensions.conf"].split("[from-centre]")[1].split("\n[")[0]
     assert "Dial(" not in from_centre
     assert "n(connect),Goto(deny)" in files["extensions.conf"]
@@ -186,7 +188,7 @@ def test_no_governor_endpoint_means_connect_is_denied(settings, layout):
 
 def test_without_a_desk_phone_the_console_takes_the_sessions(settings, layout):
     rows = Rows(devices=tuple(d for d in ROWS.devices if d.kind != "governor_desk"), centres=ROWS.centres)
-    files = render.render_all(settings, rows, "s", layout)
+    files = render.render_all(settings, rows, AMI_SECRETS, layout)
     from_centre = files["extensions.conf"].split("[from-centre]")[1].split("\n[")[0]
     assert "Dial(PJSIP/governor-console,30," in from_centre
     assert "member => Local/governor-console@tawasul-line-member/n" in files["queues.conf"]
@@ -215,9 +217,9 @@ def test_validate_refuses_a_console_endpoint_that_is_not_webrtc(files):
 
 
 def test_no_devices_without_tls_is_fine_but_devices_need_tls(settings):
-    render.render_all(settings, Rows(), "s")
+    render.render_all(settings, Rows(), AMI_SECRETS)
     with pytest.raises(render.RenderError, match="certificate"):
-        render.render_all(settings, ROWS, "s")
+        render.render_all(settings, ROWS, AMI_SECRETS)
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -226,13 +228,13 @@ def test_no_devices_without_tls_is_fine_but_devices_need_tls(settings):
 ])
 def test_bad_rows_are_refused(settings, layout, bad, message):
     with pytest.raises(render.RenderError, match=message):
-        render.render_all(settings, Rows(devices=(bad,), centres=ROWS.centres), "s", layout)
+        render.render_all(settings, Rows(devices=(bad,), centres=ROWS.centres), AMI_SECRETS, layout)
 
 
 def test_bad_network_is_refused(settings, layout):
     centres = (dataclasses.replace(ROWS.centres[0], networks=("10.0.0.0/33",)),)
     with pytest.raises(render.RenderError, match="allowed network"):
-        render.render_all(settings, Rows(devices=ROWS.devices[:1], centres=centres), "s", layout)
+        render.render_all(settings, Rows(devices=ROWS.devices[:1], centres=centres), AMI_SECRETS, layout)
 
 
 def test_thousand_devices_render_quickly(settings, layout):
@@ -242,7 +244,7 @@ def test_thousand_devices_render_quickly(settings, layout):
     devices = tuple(DeviceRow(f"centre-c{i:03d}-{j}", "centre_phone", md5_digest("x", "y"), f"C{i:03d}")
                     for i in range(100) for j in range(10))
     started = time.monotonic()
-    files = render.render_all(settings, Rows(devices=devices, centres=centres), "s", layout)
+    files = render.render_all(settings, Rows(devices=devices, centres=centres), AMI_SECRETS, layout)
     assert validate(files) == []
     assert time.monotonic() - started < 3
     assert files["pjsip.conf"].count("(endpoint-centre,") == 1000

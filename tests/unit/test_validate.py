@@ -9,14 +9,14 @@ import pytest
 from provisioning import render, validate as v
 from provisioning.rows import Rows
 from tawasul.settings import Settings
-from tests.unit.test_render_rows import ROWS
+from tests.unit.test_render_rows import AMI_SECRETS, ROWS
 
 
 @pytest.fixture
 def files():
     settings = dataclasses.replace(Settings(), state_dir=Path("/var/lib/tawasul-golden"))
     layout = dataclasses.replace(render.default_layout(settings), tls_cert="/k/a.crt", tls_key="/k/a.key")
-    return render.render_all(settings, ROWS, "secret", layout)
+    return render.render_all(settings, ROWS, AMI_SECRETS, layout)
 
 
 def broken(files, name, extra="", replace=None):
@@ -31,7 +31,7 @@ def broken(files, name, extra="", replace=None):
 
 def test_our_render_is_valid(files):
     assert v.validate(files) == []
-    assert v.validate(render.render_base(dataclasses.replace(Settings(), state_dir=Path("/x")), "s")) == []
+    assert v.validate(render.render_base(dataclasses.replace(Settings(), state_dir=Path("/x")), AMI_SECRETS)) == []
 
 
 @pytest.mark.parametrize("name, change, message", [
@@ -58,7 +58,9 @@ def test_our_render_is_valid(files):
     ("extensions.conf", ("Goto(tawasul-internal,echo,1)", "Goto(tawasul-external,echo,1)"), "unknown context"),
     ("modules.conf", ("load = app_echo.so", "load = app_chanspy.so"), "forbidden module"),
     ("modules.conf", ("autoload = no", "autoload = yes"), "autoload"),
-    ("manager.conf", ("write = system,call", "write = command,system,call"), "command"),
+    ("manager.conf", ("write = system\n", "write = command,system\n"), "command"),
+    ("manager.conf", ("write = originate,call,reporting\n", "write = system,originate,call,reporting\n"),
+     "tawasul-web may write system"),
 ])
 def test_broken_renders_are_refused(files, name, change, message):
     errors = v.validate(broken(files, name, replace=change))

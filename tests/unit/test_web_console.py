@@ -62,11 +62,12 @@ def ami_sent(monkeypatch):
     """Every AMI action list the console sends; answers Success (or what `replies` holds)."""
     sent, replies = [], []
 
-    def fake(settings, actions):
+    def fake(settings, actions, user="web"):
         sent.append(actions)
+        fake.users.append(user)
         return replies.pop(0) if replies else [{"Response": "Success"} for _ in actions]
     monkeypatch.setattr(console, "send_actions", fake)
-    fake.sent, fake.replies = sent, replies
+    fake.sent, fake.replies, fake.users = sent, replies, []
     return fake
 
 
@@ -136,6 +137,7 @@ def test_connect_next_originates_the_due_session(web_app, client, login, ami_sen
     login("governor_office")
     assert post(client, "/console/next").status_code == 303
     [[originate]] = ami_sent.sent
+    assert ami_sent.users == ["web"]  # the web's AMI user: originate, no system
     assert originate["Action"] == "Originate" and originate["Channel"] == f"PJSIP/{demo.GOVERNOR_DESK_USER}"
     assert f"TAWASUL_APPOINTMENT={appointment}" in originate["Variable"]
     assert "TAWASUL_CENTRE=centre-bdr-1" in originate["Variable"]
@@ -282,3 +284,11 @@ def test_streams_are_capped_per_worker(web_app, client, login):
     again = client.get("/console/stream", buffered=False)
     assert again.status_code == 200
     again.close()
+
+
+def test_the_consoles_video_credentials_go_to_asterisk_as_the_provision_user(web_app, client, login, ami_sent):
+    login("governor_office")
+    response = client.post("/console/video", data={"csrf_token": csrf_token(client, "/console/")})
+    assert response.status_code == 200 and response.get_json()["ok"]
+    [[put]] = ami_sent.sent
+    assert put["Action"] == "DBPut" and ami_sent.users == ["provision"]  # DBPut is AMI class system
