@@ -32,6 +32,7 @@ from tawasul.validation import InvalidInput
 from tawasul.vault import Vault
 from web import db_of, settings_of
 from web.auth import roles_required
+from web.forms import ActionForm
 from web.i18n import LANGUAGE_CHOICES
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -240,9 +241,6 @@ class DeviceForm(FlaskForm):
     model = StringField(_l("Model"), validators=[Optional(), Length(max=40)])
     mac = StringField(_l("MAC address (for provisioned phones)"), validators=[Optional(), Length(max=17)])
 
-
-class ActionForm(FlaskForm):
-    """A button that posts (CSRF only)."""
 
 
 @bp.route("/devices", methods=["GET", "POST"])

@@ -19,6 +19,7 @@ from tawasul.models import Role, User
 from tawasul.validation import InvalidInput
 from web import db_of, settings_of
 from web.auth import roles_required
+from web.forms import ActionForm
 
 bp = Blueprint("admin_users", __name__)
 IT = (Role.IT_ADMIN,)
@@ -39,9 +40,6 @@ class AddUserForm(FlaskForm):
 class RoleForm(FlaskForm):
     role = SelectField(_l("Role"), choices=_role_choices)
 
-
-class ActionForm(FlaskForm):
-    """A button that posts (CSRF only)."""
 
 
 def _page(form=None, handed_over=None, status=200):

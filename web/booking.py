@@ -45,6 +45,7 @@ from tawasul.models import (
 from tawasul.validation import InvalidInput
 from web import db_of
 from web.auth import roles_required
+from web.forms import ActionForm
 from web.i18n import LANGUAGE_CHOICES, current_language
 
 bp = Blueprint("booking", __name__, url_prefix="/booking")
@@ -143,9 +144,6 @@ class CancelForm(FlaskForm):
     reason = TextAreaField(_l("Reason for the cancellation"), validators=[Length(max=300)])
     cancel = SubmitField(_l("Cancel the appointment"))
 
-
-class ActionForm(FlaskForm):
-    """A button that changes something: only its CSRF token."""
 
 
 # ------------------------------------------------------------------------------------- helpers

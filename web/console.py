@@ -40,7 +40,6 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user
-from flask_wtf import FlaskForm
 
 from provisioning import console_endpoint
 from tawasul import ami, audit, booking, governor_calls, livestate, scheduling
@@ -57,6 +56,7 @@ from tawasul.models import (
 from tawasul.validation import InvalidInput
 from web import CSP, db_of, metrics, settings_of
 from web.auth import roles_required
+from web.forms import ActionForm
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 
@@ -67,9 +67,6 @@ _streams_lock = threading.Lock()  # guards each app's count of open streams (app
 PHASES = {"booked": "booked", "checked_in": "checked_in", "waiting": "waiting", "in_session": "in_session",
           "completed": "done", "no_show": "no_show", "failed": "failed", "cancelled": "cancelled"}
 
-
-class ActionForm(FlaskForm):
-    """Only the CSRF token: the console's buttons carry no other input."""
 
 
 def config(name: str):

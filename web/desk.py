@@ -9,6 +9,7 @@ from tawasul import booking, scheduling, waitlist
 from tawasul.models import Role
 from web import db_of
 from web.auth import roles_required
+from web.forms import ActionForm
 
 bp = Blueprint("desk", __name__, url_prefix="/desk")
 
@@ -28,6 +29,5 @@ def today():
         rows = [(a.slot_start.astimezone(zone), a, a.citizen.name, a.centre) for a in appointments]
         waiting = [(e, e.citizen.name, e.centre, e.offered_slot.astimezone(zone) if e.offered_slot else None)
                    for e in waitlist.on_day(session, day)]
-    from web.booking import ActionForm  # the check-in and waitlist buttons post to the booking blueprint
     return render_template("desk/today.html", day=day, rows=rows, waiting=waiting, action_form=ActionForm(),
                            code_limit=booking.WRONG_CODE_LIMIT)
